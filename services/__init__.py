@@ -1,0 +1,1 @@
+"""PathStream services: detector, escnn, marrow and reporter, and the `pathstream` command line."""

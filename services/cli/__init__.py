@@ -1,0 +1,54 @@
+"""The `pathstream` command line: one entry point for operators, developers and CI.
+
+Each service adds its own commands (serve, train, evaluate, ...) to this app as it lands.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.cli import bus, db
+from services.cli.errors import fail
+from shared.logs import configure_logging
+from shared.settings import get_settings
+
+app = typer.Typer(
+    name="pathstream",
+    help="PathStream: AI-assisted pathology on an event stream (lymph-node metastases, bone marrow).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(bus.topics_app, name="topics")
+app.command("asyncapi")(bus.asyncapi)
+
+
+@app.callback()
+def _setup() -> None:
+    """Configure logging from the settings before any command runs."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective configuration (PATHSTREAM_* variables), secrets masked."""
+    table = Table("variable", "value")
+    for name, value in get_settings().describe().items():
+        table.add_row(name, value)
+    Console(highlight=False).print(table)
+
+
+def main() -> None:
+    """Console-script entry point: run the app, reporting failures without tracebacks."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise SystemExit(130) from None
+        fail(exc)

@@ -1,0 +1,1 @@
+"""PathStream shared contracts: events, settings, logging, database, tile store and bus wiring."""

@@ -1,0 +1,89 @@
+"""Refuse slides outside the configured `PATHSTREAM_ALLOWED_ROOTS`.
+
+Slide URIs arrive in events from other systems; without this check a crafted `SlideScanned` could
+make a worker read any file the process can see. Local paths are compared after resolving `..` and
+symbolic links, object-store URIs after normalising their key, both segment by segment (a root
+`/data/slides` does not admit `/data/slides-old`).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from shared.errors import ErrorCode, PathStreamError
+
+OBJECT_STORE_SCHEMES = frozenset({"s3", "gcs", "azure"})
+
+
+def _local_path(uri: str) -> Path | None:
+    """Return the local path `uri` names (plain path or file:// URI), or None for other schemes."""
+    parts = urlsplit(uri)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if parts.scheme == "" or (len(parts.scheme) == 1 and uri[1:3] in (":\\", ":/")):
+        return Path(uri)
+    return None
+
+
+def _object_key(uri: str) -> tuple[str, str, str] | None:
+    """Return (scheme, bucket, normalised key) for an object-store URI, or None otherwise."""
+    parts = urlsplit(uri)
+    if parts.scheme not in OBJECT_STORE_SCHEMES or not parts.netloc:
+        return None
+    raw = unquote(parts.path)
+    if any(segment == ".." for segment in raw.split("/")):
+        return None
+    key = posixpath.normpath("/" + raw.lstrip("/")) if raw.strip("/") else "/"
+    return parts.scheme, parts.netloc, key
+
+
+def _refuse(uri: str, roots: Sequence[str], why: str) -> PathStreamError:
+    return PathStreamError(
+        ErrorCode.OUTSIDE_ALLOWED_ROOTS,
+        f"Refusing slide {uri!r}: {why}.",
+        hint="Move the slide below one of PATHSTREAM_ALLOWED_ROOTS "
+        f"({', '.join(roots) or 'none configured'}) or add its folder to that setting.",
+    )
+
+
+def check_allowed(uri: str, allowed_roots: Sequence[str]) -> str:
+    """Return the canonical location of `uri` if it lies below one of `allowed_roots`.
+
+    `uri` is a local path, a `file://` URI or an object-store URI (`s3://bucket/key`). Returns the
+    resolved absolute local path as a string, or the normalised object-store URI. Raises
+    `PathStreamError(OUTSIDE_ALLOWED_ROOTS)` otherwise, including for unsupported schemes.
+    """
+    if not uri or "\x00" in uri:
+        raise _refuse(uri, allowed_roots, "the location is empty or contains a NUL byte")
+
+    local = _local_path(uri)
+    if local is not None:
+        resolved = local.expanduser().resolve(strict=False)
+        for root in allowed_roots:
+            root_path = _local_path(root)
+            if root_path is not None and resolved.is_relative_to(
+                root_path.expanduser().resolve(strict=False)
+            ):
+                return str(resolved)
+        raise _refuse(uri, allowed_roots, f"it resolves to {str(resolved)!r}, outside the allowed roots")
+
+    target = _object_key(uri)
+    if target is None:
+        raise _refuse(
+            uri,
+            allowed_roots,
+            "only local paths, file:// and object-store URIs (s3://, gcs://, azure://) without '..' "
+            "are accepted",
+        )
+    scheme, bucket, key = target
+    for root in allowed_roots:
+        root_target = _object_key(root)
+        if root_target is None or root_target[:2] != (scheme, bucket):
+            continue
+        root_key = root_target[2].rstrip("/")
+        if key == root_key or key.startswith(root_key + "/"):
+            return f"{scheme}://{bucket}{key}"
+    raise _refuse(uri, allowed_roots, "it is outside the allowed roots")

@@ -1,0 +1,1 @@
+"""Kafka wiring shared by all services: broker, retrying start, DLQ, topics, publishing, AsyncAPI."""

@@ -1,0 +1,47 @@
+"""Create PathStream's topics (and their DLQs) with enough partitions for horizontal scaling."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.bus.broker import client_kwargs
+from shared.settings import PathStreamSettings
+from shared.topics import Topic, dead_letter_topic
+
+
+def pipeline_topics(settings: PathStreamSettings) -> list[str]:
+    """Every concrete topic of the pipeline and its dead-letter topic, prefix applied."""
+    names = [settings.topic(t) for t in Topic]
+    return names + [dead_letter_topic(n) for n in names]
+
+
+async def ensure_topics(
+    settings: PathStreamSettings,
+    topics: Iterable[str] | None = None,
+    partitions: int | None = None,
+) -> dict[str, int]:
+    """Create the missing `topics` (default: the whole pipeline) and return topic -> partitions.
+
+    Existing topics are left as they are (their partition count is reported, never changed).
+    """
+    wanted = list(topics) if topics is not None else pipeline_topics(settings)
+    count = partitions or settings.kafka_topic_partitions
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            # Another worker may create one between our list and create: that is success too.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(t, count, settings.kafka_replication_factor) for t in missing]
+                )
+        described = await admin.describe_topics(wanted)
+        return {d["topic"]: len(d["partitions"]) for d in described}
+    finally:
+        await admin.close()

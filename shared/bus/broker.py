@@ -1,0 +1,46 @@
+"""Build FastStream's KafkaBroker from settings: security, logging, DLQ and log-context middleware."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.kafka.security import parse_security
+
+from shared.bus.dead_letter import DeadLetterPolicy
+from shared.bus.log_context import LogContextMiddleware
+from shared.bus.security import kafka_security
+from shared.settings import PathStreamSettings
+
+BUS_LOGGER = "pathstream.bus"
+
+
+def build_broker(settings: PathStreamSettings, *, description: str | None = None) -> KafkaBroker:
+    """Return an unstarted KafkaBroker for `settings.kafka_bootstrap`.
+
+    Every subscriber on it binds message ids to logs and dead-letters what it cannot handle
+    (after `settings.handler_max_attempts` attempts for failures that may be transient).
+    """
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=settings.kafka_client_id,
+        security=kafka_security(settings),
+        middlewares=[
+            LogContextMiddleware,
+            DeadLetterPolicy(settings.handler_max_attempts, settings.handler_retry_wait_s),
+        ],
+        # Waits for the broker to confirm each write, so an acknowledged event is durable.
+        acks="all",
+        logger=logging.getLogger(BUS_LOGGER),
+        description=description,
+    )
+
+
+def client_kwargs(settings: PathStreamSettings) -> dict[str, Any]:
+    """Connection arguments for plain aiokafka clients (admin, tools) matching `build_broker`."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "client_id": settings.kafka_client_id,
+        **parse_security(kafka_security(settings)),
+    }

@@ -1,0 +1,69 @@
+"""Start a broker connection with retries, so a service can start before Kafka is reachable."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from faststream.kafka import KafkaBroker
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from shared.errors import ErrorCode, PathStreamError
+from shared.logs import get_logger
+from shared.settings import PathStreamSettings
+
+log = get_logger(__name__)
+
+_TRANSIENT = (KafkaConnectionError, KafkaError, OSError, TimeoutError)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning(
+        "kafka_not_reachable_retrying",
+        attempt=state.attempt_number,
+        next_wait_s=round(state.upcoming_sleep, 2),
+        error=str(error),
+    )
+
+
+async def connect_with_retry(broker: KafkaBroker, settings: PathStreamSettings) -> None:
+    """Connect `broker` to Kafka, retrying with exponential back-off for
+    `settings.kafka_connect_timeout_s`; raise `PathStreamError(BROKER_UNAVAILABLE)` after that."""
+    try:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(settings.kafka_connect_timeout_s),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            retry=retry_if_exception_type(_TRANSIENT),
+            before_sleep=_log_retry,
+            reraise=True,
+        ):
+            with attempt:
+                try:
+                    await broker.connect()
+                except _TRANSIENT:
+                    # A failed connect leaves a half-built producer behind; close it before retrying.
+                    with contextlib.suppress(Exception):
+                        await broker.stop()
+                    raise
+    except _TRANSIENT as exc:
+        raise PathStreamError(
+            ErrorCode.BROKER_UNAVAILABLE,
+            f"Kafka at {settings.kafka_bootstrap} did not answer within "
+            f"{settings.kafka_connect_timeout_s:g} s ({exc}).",
+            hint="Check PATHSTREAM_KAFKA_BOOTSTRAP and the security settings, or start the local "
+            "broker with infra/local/kafka-up.sh.",
+            retriable=True,
+        ) from None
+
+
+async def start_with_retry(broker: KafkaBroker, settings: PathStreamSettings) -> None:
+    """Connect with retries (see `connect_with_retry`), then start every subscriber."""
+    await connect_with_retry(broker, settings)
+    await broker.start()

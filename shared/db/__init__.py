@@ -1,0 +1,1 @@
+"""PathStream database: models, engine, migrations, idempotent upserts and report inputs."""

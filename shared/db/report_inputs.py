@@ -1,0 +1,103 @@
+"""What a study report is computed from: per-slide LN counts and per-LN effective findings.
+
+The effective label of an LN is the pathologist's `review_label` when there is one, otherwise the
+model's `label`; LNs a pathologist removed do not count. The reporter turns these inputs into
+report versions; comparing them before and after applying an event shows whether it changed
+anything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.db.models import LymphNode, Slide, SlideStatus
+from shared.events import LnLabel, Specimen
+
+
+@dataclass(frozen=True)
+class LymphNodeFinding:
+    """One counted LN: its score and effective label (None while unscored)."""
+
+    ln_id: str
+    slide_id: str
+    index: int
+    score: float | None
+    label: LnLabel | None
+    model_version: str | None
+    reviewed: bool
+
+
+@dataclass(frozen=True)
+class SlideInputs:
+    """One slide's state and LN counts."""
+
+    slide_id: str
+    specimen: Specimen | None
+    status: SlideStatus
+    ln_count: int | None
+    ln_scored: int
+    ln_positive: int
+    ln_negative: int
+
+
+@dataclass(frozen=True)
+class StudyInputs:
+    """All slides of a study with their counted LNs, ordered by slide id and LN index."""
+
+    study_id: str
+    slides: tuple[SlideInputs, ...]
+    lymph_nodes: tuple[LymphNodeFinding, ...]
+
+    @property
+    def ln_positive(self) -> int:
+        """Positive LNs over all slides of the study."""
+        return sum(s.ln_positive for s in self.slides)
+
+    @property
+    def ln_negative(self) -> int:
+        """Negative LNs over all slides of the study."""
+        return sum(s.ln_negative for s in self.slides)
+
+
+def load_study_inputs(session: Session, study_id: str) -> StudyInputs:
+    """Read the report inputs of `study_id` (empty when the study is unknown)."""
+    slides = session.scalars(select(Slide).where(Slide.study_id == study_id).order_by(Slide.slide_id)).all()
+    nodes = session.scalars(
+        select(LymphNode)
+        .where(LymphNode.study_id == study_id, LymphNode.removed.is_(False))
+        .order_by(LymphNode.slide_id, LymphNode.index, LymphNode.ln_id)
+    ).all()
+    findings = tuple(
+        LymphNodeFinding(
+            ln_id=n.ln_id,
+            slide_id=n.slide_id,
+            index=n.index,
+            score=n.score,
+            label=n.review_label or n.label,
+            model_version=n.model_version,
+            reviewed=n.review_label is not None,
+        )
+        for n in nodes
+    )
+    by_slide: dict[str, list[LymphNodeFinding]] = defaultdict(list)
+    for finding in findings:
+        by_slide[finding.slide_id].append(finding)
+    slide_inputs = []
+    for slide in slides:
+        own = by_slide[slide.slide_id]
+        slide_inputs.append(
+            SlideInputs(
+                slide_id=slide.slide_id,
+                specimen=slide.specimen,
+                status=slide.status,
+                ln_count=slide.ln_count,
+                ln_scored=sum(1 for f in own if f.label is not None),
+                ln_positive=sum(1 for f in own if f.label == LnLabel.POSITIVE),
+                ln_negative=sum(1 for f in own if f.label == LnLabel.NEGATIVE),
+            )
+        )
+    return StudyInputs(study_id=study_id, slides=tuple(slide_inputs), lymph_nodes=findings)

@@ -1,0 +1,57 @@
+"""Error codes and the exception every PathStream component raises for a problem a person must fix.
+
+A `PathStreamError` carries a stable machine code (what goes into `SlideFailed.error_code` and the
+CLI's exit message), a sentence that names the problem, and a hint saying what to do about it. The
+CLI prints `message` and `hint` without a traceback; services turn the same fields into events.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes shared by all services (values never change once released)."""
+
+    # Input slides and paths.
+    SLIDE_NOT_FOUND = "SLIDE_NOT_FOUND"
+    SLIDE_EMPTY = "SLIDE_EMPTY"
+    SLIDE_CORRUPT = "SLIDE_CORRUPT"
+    NOT_A_SLIDE = "NOT_A_SLIDE"
+    MPP_MISSING = "MPP_MISSING"
+    MPP_ABSURD = "MPP_ABSURD"
+    CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
+    OUTSIDE_ALLOWED_ROOTS = "OUTSIDE_ALLOWED_ROOTS"
+    # Stores, models and infrastructure.
+    STORE_MISSING = "STORE_MISSING"
+    MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
+    INVALID_CONFIGURATION = "INVALID_CONFIGURATION"
+    INVALID_EVENT = "INVALID_EVENT"
+    INTERNAL = "INTERNAL"
+
+
+class PathStreamError(Exception):
+    """A failure with a stable code, a message naming the problem, and a hint saying what to do.
+
+    `retriable` tells a consumer whether trying the same input again later can succeed
+    (a database that is down) or cannot (a corrupt slide).
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        hint: str = "",
+        retriable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.retriable = retriable
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()

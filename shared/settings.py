@@ -1,0 +1,207 @@
+"""PathStream configuration, read from `PATHSTREAM_*` environment variables (pydantic-settings).
+
+Everything has a default that works on one machine with no servers (the embedded mode): data under
+`$XDG_DATA_HOME/pathstream` (or `~/.local/share/pathstream`), a SQLite database there, local tile
+stores and artifacts. Hospital deployments point the same variables at PostgreSQL, a Kafka cluster
+(SASL and/or TLS) and shared object storage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+# OAUTHBEARER needs a token-provider object, which environment variables cannot carry.
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI"]
+_PASSWORD_MECHANISMS = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
+
+def default_data_dir() -> Path:
+    """Return the embedded-mode data directory.
+
+    `$XDG_DATA_HOME/pathstream`, or `~/.local/share/pathstream` when XDG_DATA_HOME is unset.
+    """
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "pathstream"
+
+
+def normalise_database_url(url: str) -> str:
+    """Return `url` with the driver PathStream installs (psycopg 3) made explicit for PostgreSQL.
+
+    `postgresql://` and `postgres://` would otherwise make SQLAlchemy look for psycopg2.
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def mask_database_url(url: str) -> str:
+    """Return `url` with any password replaced by `***`, safe to log or print."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is reported by whoever uses it; never echo it raw
+        return "<unparsable database URL>"
+
+
+class PathStreamSettings(BaseSettings):
+    """All runtime configuration. Field `x` is read from environment variable `PATHSTREAM_X`."""
+
+    model_config = SettingsConfigDict(env_prefix="PATHSTREAM_", extra="ignore", frozen=True)
+
+    # Storage.
+    data_dir: Path = Field(default_factory=default_data_dir, description="Root for embedded-mode data.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; default: SQLite file `<data_dir>/pathstream.db`.",
+    )
+    store_root: str = Field(
+        default="",
+        description="TileDB store root, local path or s3:// URI; default `<data_dir>/stores`.",
+    )
+    artifact_root: str = Field(
+        default="", description="Heatmaps, OSM maps, GeoJSON; default `<data_dir>/artifacts`."
+    )
+    allowed_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Slides are only read from below these roots (comma-separated or JSON list); "
+        "default: `<data_dir>`.",
+    )
+
+    # Kafka.
+    kafka_bootstrap: str = Field(default="localhost:9092", description="Kafka bootstrap servers.")
+    kafka_client_id: str = "pathstream"
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_keyfile_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    kafka_connect_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a service keeps retrying to reach the brokers at start.",
+    )
+    kafka_topic_partitions: int = Field(
+        default=12,
+        ge=1,
+        description="Partitions for topics PathStream creates (>= largest worker count).",
+    )
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*\.)?$",
+        description="Prefix for every topic name, e.g. `prod.`, to share a cluster between environments.",
+    )
+
+    # Consumers.
+    handler_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Attempts for a failing handler before the message goes to the DLQ.",
+    )
+    handler_retry_wait_s: float = Field(default=1.0, ge=0)
+
+    # Logging.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return []
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        return normalise_database_url(value) if value else value
+
+    @model_validator(mode="after")
+    def _fill_defaults_and_check(self) -> PathStreamSettings:
+        data_dir = self.data_dir.expanduser()
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'pathstream.db'}")
+        if not self.store_root:
+            object.__setattr__(self, "store_root", str(data_dir / "stores"))
+        if not self.artifact_root:
+            object.__setattr__(self, "artifact_root", str(data_dir / "artifacts"))
+        if not self.allowed_roots:
+            object.__setattr__(self, "allowed_roots", [str(data_dir)])
+        self._check_kafka_security()
+        return self
+
+    def _check_kafka_security(self) -> None:
+        uses_sasl = self.kafka_security_protocol.startswith("SASL_")
+        if uses_sasl and self.kafka_sasl_mechanism is None:
+            raise ValueError(
+                f"PATHSTREAM_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "PATHSTREAM_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or GSSAPI)."
+            )
+        if not uses_sasl and self.kafka_sasl_mechanism is not None:
+            raise ValueError(
+                "PATHSTREAM_KAFKA_SASL_MECHANISM is set but PATHSTREAM_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}; use SASL_SSL (or SASL_PLAINTEXT) to authenticate."
+            )
+        if self.kafka_sasl_mechanism in _PASSWORD_MECHANISMS and (
+            not self.kafka_sasl_username or self.kafka_sasl_password is None
+        ):
+            raise ValueError(
+                f"SASL mechanism {self.kafka_sasl_mechanism} needs PATHSTREAM_KAFKA_SASL_USERNAME and "
+                "PATHSTREAM_KAFKA_SASL_PASSWORD."
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError(
+                "Mutual TLS needs both PATHSTREAM_KAFKA_SSL_CERTFILE and PATHSTREAM_KAFKA_SSL_KEYFILE."
+            )
+
+    @property
+    def uses_tls(self) -> bool:
+        """True when connections to Kafka are encrypted (SSL or SASL_SSL)."""
+        return self.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+    def topic(self, name: str) -> str:
+        """Return the concrete topic name for a base name from `shared.topics` (prefix applied)."""
+        return f"{self.topic_prefix}{name}"
+
+    def describe(self) -> dict[str, str]:
+        """Return every setting as `PATHSTREAM_*` name -> printable value, secrets masked."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                shown = "***"
+            elif name == "database_url":
+                shown = mask_database_url(value)
+            elif isinstance(value, list):
+                shown = ",".join(str(v) for v in value)
+            else:
+                shown = "" if value is None else str(value)
+            out[f"PATHSTREAM_{name.upper()}"] = shown
+        return out
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> PathStreamSettings:
+    """Return the process-wide settings, read once from the environment."""
+    return PathStreamSettings()

@@ -1,0 +1,88 @@
+"""Fixtures for the real services the integration tests talk to.
+
+The broker and PostgreSQL are started by `infra/test.sh` (the README's test command). When they are
+not reachable the integration tests fail, not skip: a green run must mean they really ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from shared.bus.probe import broker_answers
+from shared.settings import PathStreamSettings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "real"
+KAFKA_BOOTSTRAP = os.environ.get("PATHSTREAM_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+PG_ADMIN_URL = os.environ.get(
+    "PATHSTREAM_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The real Kafka-protocol broker's address; fails the test when it does not answer."""
+    if not asyncio.run(broker_answers(KAFKA_BOOTSTRAP, 3.0)):
+        pytest.fail(
+            f"No Kafka-protocol broker answers on {KAFKA_BOOTSTRAP}. Run the suite with infra/test.sh, "
+            f"or start one with infra/local/kafka-up.sh {KAFKA_BOOTSTRAP.rsplit(':', 1)[1]}."
+        )
+    return KAFKA_BOOTSTRAP
+
+
+@pytest.fixture
+def bus_settings(kafka_bootstrap: str, tmp_path: Path) -> PathStreamSettings:
+    """Settings for one test on the real broker: its own topic prefix, fast group timeouts."""
+    return PathStreamSettings(
+        data_dir=tmp_path,
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:12]}.",
+        kafka_session_timeout_ms=2000,
+        kafka_heartbeat_interval_ms=500,
+        kafka_connect_timeout_s=15,
+        handler_max_attempts=3,
+        handler_retry_wait_s=0.01,
+    )
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"pathstream_t_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        pytest.fail(
+            f"Cannot create a test database through {make_url(PG_ADMIN_URL).render_as_string()}: "
+            f"{exc}. Run the suite with infra/test.sh (it starts PostgreSQL)."
+        )
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A new SQLite database file for one test."""
+    return f"sqlite:///{tmp_path / 'pathstream.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs once on SQLite (embedded) and once on PostgreSQL."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")

