@@ -43,6 +43,12 @@ _IDENTIFYING_KEYS = frozenset(
 )
 
 
+# Frames only, no local variables: locals can hold message bodies and credentials.
+_json_tracebacks = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
 def redact_identifiers(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: replace the value of any patient-identifying key with `[redacted]`."""
     for key in event_dict:
@@ -79,7 +85,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.dict_tracebacks if fmt == "json" else structlog.processors.format_exc_info,
+            _json_tracebacks if fmt == "json" else structlog.processors.format_exc_info,
             renderer,
         ],
     )

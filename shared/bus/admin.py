@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.bus.broker import client_kwargs
+from shared.bus.startup import retry_until_reachable
 from shared.settings import PathStreamSettings
 from shared.topics import Topic, dead_letter_topic
 
@@ -31,7 +32,7 @@ async def ensure_topics(
     wanted = list(topics) if topics is not None else pipeline_topics(settings)
     count = partitions or settings.kafka_topic_partitions
     admin = AIOKafkaAdminClient(**client_kwargs(settings))
-    await admin.start()
+    await retry_until_reachable(admin.start, admin.close, settings)
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]

@@ -167,24 +167,7 @@ class _DeadLetterMiddleware(BaseMiddleware):
                 f"{HEADER_PREFIX}failed_at": utc_now().isoformat(),
             }
         )
-        broker = self.context.get("broker")
-        try:
-            await broker.publish(msg.body, target, key=record.key, headers=headers)
-        except Exception:
-            log.error(
-                "dead_letter_write_failed",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                dlq_topic=target,
-                error=error,
-                exc_info=True,
-            )
-            # Not acknowledging the original means it is delivered again: slower, but not lost.
-            await asyncio.sleep(self.policy.retry_wait_s)
-            raise
-        log.warning(
-            "message_dead_lettered",
+        where = log.bind(
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
@@ -192,6 +175,15 @@ class _DeadLetterMiddleware(BaseMiddleware):
             attempts=attempts,
             error=error,
         )
+        broker = self.context.get("broker")
+        try:
+            await broker.publish(msg.body, target, key=record.key, headers=headers)
+        except Exception:
+            where.error("dead_letter_write_failed", exc_info=True)
+            # Not acknowledging the original means it is delivered again: slower, but not lost.
+            await asyncio.sleep(self.policy.retry_wait_s)
+            raise
+        where.warning("message_dead_lettered")
 
 
 def _is_control(exc: BaseException) -> bool:

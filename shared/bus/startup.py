@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from faststream.kafka import KafkaBroker
@@ -33,9 +34,16 @@ def _log_retry(state: RetryCallState) -> None:
     )
 
 
-async def connect_with_retry(broker: KafkaBroker, settings: PathStreamSettings) -> None:
-    """Connect `broker` to Kafka, retrying with exponential back-off for
-    `settings.kafka_connect_timeout_s`; raise `PathStreamError(BROKER_UNAVAILABLE)` after that."""
+async def retry_until_reachable(
+    connect: Callable[[], Awaitable[object]],
+    cleanup: Callable[[], Awaitable[object]],
+    settings: PathStreamSettings,
+) -> None:
+    """Await `connect()` until it succeeds, with exponential back-off for
+    `settings.kafka_connect_timeout_s`; `cleanup()` runs after each failed attempt.
+
+    Raises `PathStreamError(BROKER_UNAVAILABLE)` when Kafka stays unreachable.
+    """
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_delay(settings.kafka_connect_timeout_s),
@@ -46,11 +54,11 @@ async def connect_with_retry(broker: KafkaBroker, settings: PathStreamSettings) 
         ):
             with attempt:
                 try:
-                    await broker.connect()
+                    await connect()
                 except _TRANSIENT:
-                    # A failed connect leaves a half-built producer behind; close it before retrying.
+                    # A failed start leaves half-built clients behind; close them before retrying.
                     with contextlib.suppress(Exception):
-                        await broker.stop()
+                        await cleanup()
                     raise
     except _TRANSIENT as exc:
         raise PathStreamError(
@@ -61,6 +69,11 @@ async def connect_with_retry(broker: KafkaBroker, settings: PathStreamSettings) 
             "broker with infra/local/kafka-up.sh.",
             retriable=True,
         ) from None
+
+
+async def connect_with_retry(broker: KafkaBroker, settings: PathStreamSettings) -> None:
+    """Connect `broker` to Kafka, retrying as `retry_until_reachable` does."""
+    await retry_until_reachable(broker.connect, broker.stop, settings)
 
 
 async def start_with_retry(broker: KafkaBroker, settings: PathStreamSettings) -> None:

@@ -73,6 +73,21 @@ def test_unreachable_database_is_a_clear_error_not_a_traceback(tmp_path: Path) -
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_unreachable_kafka_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    result = _pathstream(
+        "topics",
+        "create",
+        env={
+            "PATHSTREAM_DATA_DIR": str(tmp_path),
+            "PATHSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+            "PATHSTREAM_KAFKA_CONNECT_TIMEOUT_S": "1",
+        },
+    )
+    assert result.returncode == 2
+    assert "BROKER_UNAVAILABLE" in result.stderr and "127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
 def test_invalid_settings_name_the_variable(tmp_path: Path) -> None:
     result = _pathstream(
         "config",

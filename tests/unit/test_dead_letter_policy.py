@@ -5,6 +5,9 @@ The same behaviour on the real broker is covered by tests/integration/test_dead_
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from pydantic import BaseModel, ValidationError
 
@@ -91,3 +94,24 @@ async def test_bad_input_is_not_retried() -> None:
         await test_broker.publish({"n": "not a number"}, "in")
         dlq_handler.mock.assert_called_once()
     assert calls == []
+
+
+async def test_a_failed_dlq_write_is_raised_so_the_message_is_not_acknowledged() -> None:
+    class BrokenBroker:
+        async def publish(self, *args: object, **kwargs: object) -> None:
+            raise ConnectionError("DLQ topic unreachable")
+
+    class Context:
+        def get(self, name: str) -> object:
+            assert name == "broker"
+            return BrokenBroker()
+
+    record = SimpleNamespace(topic="ln.scored", partition=0, offset=41, key=b"S-001")
+    msg = SimpleNamespace(raw_message=record, headers={}, body=b"{}")
+    middleware = DeadLetterPolicy(max_attempts=1, retry_wait_s=0)(msg, context=Context())
+
+    async def handler(_: object) -> None:
+        Item.model_validate({"n": "x"})
+
+    with pytest.raises(ConnectionError, match="DLQ topic unreachable"):
+        await middleware.consume_scope(handler, msg)  # type: ignore[arg-type]

@@ -63,10 +63,13 @@ def test_context_ids_only_takes_the_known_ids() -> None:
     assert ids == {"slide_id": "S-1", "study_id": "ST-1"}
 
 
-def test_exceptions_are_structured_not_multiline(stream: io.StringIO) -> None:
+def test_exceptions_are_structured_without_local_variables(stream: io.StringIO) -> None:
+    password = "Zq7pW0rd"  # a local that must not be rendered
     try:
         raise ValueError("boom")
     except ValueError:
-        get_logger("test").exception("failed")
+        get_logger("test").exception("failed", length=len(password))
     (line,) = _lines(stream)
     assert line["exception"][0]["exc_type"] == "ValueError"
+    assert line["exception"][0]["frames"], "the stack is kept"
+    assert password not in stream.getvalue()
