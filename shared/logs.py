@@ -104,6 +104,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
         own.propagate = True
     # aiokafka reports every reconnect attempt at INFO/ERROR; keep its chatter at WARNING.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # tifffile warns about every broken offset while we classify damaged slides on purpose.
+    logging.getLogger("tifffile").setLevel(logging.ERROR)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

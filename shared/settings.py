@@ -76,6 +76,20 @@ class PathStreamSettings(BaseSettings):
         "default: `<data_dir>`.",
     )
 
+    tile_codec: Literal["zstd", "webp-lossless", "webp-lossy"] = Field(
+        default="zstd", description="Compression of new tile stores (see BENCHMARKS.md)."
+    )
+    tile_size: Literal[256, 512] = 512
+    tile_level: int = Field(default=7, ge=1, le=100, description="zstd level or lossy WebP quality.")
+    s3_endpoint: str = Field(
+        default="", description="host:port of an S3-compatible store (MinIO, Ceph); empty for AWS."
+    )
+    s3_scheme: Literal["https", "http"] = "https"
+    s3_region: str = ""
+    s3_virtual_addressing: bool = Field(
+        default=True, description="Bucket in the host name (AWS); false for most on-premises stores."
+    )
+
     # Kafka.
     kafka_bootstrap: str = Field(default="localhost:9092", description="Kafka bootstrap servers.")
     kafka_client_id: str = "pathstream"

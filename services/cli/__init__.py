@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.cli import bus, db
+from services.cli import bus, db, ingest, synth, watch
 from services.cli.errors import fail
 from shared.logs import configure_logging
 from shared.settings import get_settings
@@ -24,6 +24,9 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(bus.topics_app, name="topics")
 app.command("asyncapi")(bus.asyncapi)
+app.command("ingest")(ingest.ingest)
+app.add_typer(synth.app, name="synth")
+app.command("watch")(watch.watch)
 
 
 @app.callback()

@@ -33,7 +33,6 @@ from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.errors import ErrorCode
 from shared.events import FailureStage, LnLabel, MarrowClass, PnCategory, Specimen
 from shared.events.base import utc_now
 
@@ -136,7 +135,9 @@ class Slide(TimestampMixin, Base):
     )
     contours_uri: Mapped[str | None] = mapped_column(Text)
     failure_stage: Mapped[FailureStage | None] = mapped_column(_enum(FailureStage, "failure_stage"))
-    failure_code: Mapped[ErrorCode | None] = mapped_column(_enum(ErrorCode, "error_code"))
+    failure_code: Mapped[str | None] = mapped_column(
+        String(64), comment="an ErrorCode value; unconstrained so new codes need no migration"
+    )
     failure_message: Mapped[str | None] = mapped_column(Text)
     failure_retriable: Mapped[bool | None] = mapped_column(Boolean)
     failed_ln_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
@@ -257,3 +258,26 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]
     reason: Mapped[str] = mapped_column(Text)
+
+
+class WatchedSlideStatus(StrEnum):
+    """Where the scanner bridge is with a slide file it found."""
+
+    PENDING = "pending"  # recorded, SlideScanned not yet confirmed by the broker
+    PUBLISHED = "published"
+
+
+class WatchedSlide(Base):
+    """A slide the scanner bridge found, keyed by content: it is announced once, restarts included."""
+
+    __tablename__ = "watched_slides"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slide_id: Mapped[str] = mapped_column(String(ID_LENGTH), unique=True)
+    study_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    specimen: Mapped[Specimen] = mapped_column(_enum(Specimen, "watched_specimen"))
+    path: Mapped[str] = mapped_column(Text, comment="where the file was when it was announced")
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, comment="the SlideScanned event; reused on retry")
+    status: Mapped[WatchedSlideStatus] = mapped_column(_enum(WatchedSlideStatus, "watched_status"))
+    found_at: Mapped[datetime] = mapped_column(default=utc_now, server_default=func.now())
+    published_at: Mapped[datetime | None]

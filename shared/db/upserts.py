@@ -147,7 +147,7 @@ def apply_slide_failed(session: Session, event: SlideFailed) -> None:
             status=SlideStatus.FAILED,
             status_at=event.occurred_at,
             failure_stage=event.stage,
-            failure_code=event.error_code,
+            failure_code=event.error_code.value,
             failure_message=event.message,
             failure_retriable=event.retriable,
             failed_ln_id=event.ln_id,

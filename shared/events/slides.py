@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from shared.errors import ErrorCode
+from shared.errors import ErrorCode, PathStreamError
 from shared.events.base import Event, Identifier, ModelVersion, Sha256, Specimen, Uri
 from shared.topics import Topic
 
@@ -68,3 +68,23 @@ class SlideFailed(Event):
     message: str = Field(min_length=1, max_length=2000, description="What went wrong and what to do.")
     retriable: bool = Field(description="True when processing the same input again may succeed.")
     ln_id: Identifier | None = Field(default=None, description="Set when one LN failed, not the slide.")
+
+    @classmethod
+    def from_exception(
+        cls, slide_id: str, study_id: str, stage: FailureStage, exc: BaseException, ln_id: str | None = None
+    ) -> SlideFailed:
+        """The failure event for `exc`: a `PathStreamError` keeps its code, message, hint and
+        retriability; anything else is an INTERNAL error, retriable (it may be a passing fault)."""
+        if isinstance(exc, PathStreamError):
+            code, message, retriable = exc.code, str(exc), exc.retriable
+        else:
+            code, message, retriable = ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", True
+        return cls(
+            slide_id=slide_id,
+            study_id=study_id,
+            stage=stage,
+            error_code=code,
+            message=message[:2000] or code.value,
+            retriable=retriable,
+            ln_id=ln_id,
+        )

@@ -106,7 +106,7 @@ def test_slide_status_follows_event_time_not_arrival(sessions: sessionmaker[Sess
         slide = session.get(Slide, "S-001")
         assert slide is not None
         assert slide.status == SlideStatus.FAILED
-        assert slide.failure_code is not None and slide.failure_code.value == "MPP_MISSING"
+        assert slide.failure_code == "MPP_MISSING"
         assert slide.ln_count == 2, "data columns are still recorded"
         assert slide.sha256 == "a" * 64
 

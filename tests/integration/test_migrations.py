@@ -24,6 +24,7 @@ TABLES = {
     "model_versions",
     "processed_events",
     "audit_entries",
+    "watched_slides",
 }
 
 
@@ -60,6 +61,14 @@ def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     migrate.upgrade(db_url)
     assert migrate.current_revision(db_url) == migrate.head_revision()
     assert _tables(db_url) == TABLES
+    assert _schema_diff(db_url) == []
+
+
+def test_each_revision_steps_down_and_up(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    migrate.downgrade(db_url, "0001")
+    assert "watched_slides" not in _tables(db_url)
+    migrate.upgrade(db_url)
     assert _schema_diff(db_url) == []
 
 

@@ -1,0 +1,84 @@
+"""`pathstream ingest`: one slide into its TileDB tile store."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from shared.events import Specimen
+from shared.naming import slide_id_for
+from shared.settings import get_settings
+from shared.tilestore.context import tiledb_context
+from shared.tilestore.ingest import IngestResult, ingest_slide
+from shared.tilestore.layout import TileFormat
+
+console = Console(highlight=False)
+
+
+def ingest(
+    slide: Path = typer.Argument(..., help="Slide file (SVS, NDPI, MRXS, TIFF, ...) or DICOM folder."),
+    store: str = typer.Option(
+        "", "--store", help="Store root (path or s3:// URI); default PATHSTREAM_STORE_ROOT."
+    ),
+    mpp: float | None = typer.Option(
+        None, "--mpp", help="Level-0 um/px, overriding (or replacing) the file's."
+    ),
+    slide_id: str = typer.Option(
+        "", "--slide-id", help="Store name; default: the file name without extension."
+    ),
+    specimen: Specimen = typer.Option(
+        Specimen.LYMPH_NODE, "--specimen", help="bone_marrow adds the ROI array."
+    ),
+    workers: int = typer.Option(2, "--workers", min=1, help="Threads reading and resampling."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Write a slide's working resolutions (0.46 and 7.36 um/px, plus ~0.2 for marrow) to TileDB."""
+    settings = get_settings()
+    slide_id = slide_id or slide_id_for(slide)
+    show_progress = sys.stderr.isatty()
+    with Progress(
+        TextColumn(f"ingest {slide_id}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} tile rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not show_progress,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("ingest", total=None)
+        result = ingest_slide(
+            slide,
+            store or settings.store_root,
+            slide_id,
+            specimen,
+            mpp=mpp,
+            allowed_roots=settings.allowed_roots,
+            ctx=tiledb_context(settings),
+            fmt=TileFormat.from_settings(settings),
+            workers=workers,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if as_json:
+        print(json.dumps(result.to_json()))
+    else:
+        _print_summary(result)
+
+
+def _print_summary(result: IngestResult) -> None:
+    verb = "reused" if result.reused else "written"
+    console.print(
+        f"{result.slide_id}: store {verb} at {result.store_uri} "
+        f"({result.megapixels:.0f} Mpx at {result.mpp_x:g} um/px from {result.mpp_source}, "
+        f"{result.seconds:.1f} s)"
+    )
+    table = Table("array", "um/px", "width", "height")
+    for array in result.arrays:
+        table.add_row(array.name, f"{array.mpp:g}", str(array.width), str(array.height))
+    console.print(table)

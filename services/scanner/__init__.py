@@ -1,0 +1,1 @@
+"""Scanner bridge: watches the scanners' output folders and publishes `slides.scanned`."""

@@ -1,0 +1,26 @@
+"""Turn file and folder names into ids that satisfy the event contract's `Identifier` rules."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_DASHES = re.compile(r"-{2,}")
+MAX_ID = 200
+
+
+def safe_id(text: str) -> str:
+    """Return `text` with runs of characters outside [A-Za-z0-9._-] replaced by '-', trimmed so it
+    starts with a letter or digit and is at most 200 characters. Raises ValueError if nothing is
+    left."""
+    cleaned = _DASHES.sub("-", _UNSAFE.sub("-", text)).lstrip("._-")[:MAX_ID].rstrip("-")
+    if not cleaned:
+        raise ValueError(f"cannot derive an id from {text!r}; give one explicitly")
+    return cleaned
+
+
+def slide_id_for(path: Path) -> str:
+    """The default slide id of a slide file or DICOM folder: its name without the extension."""
+    name = path.name if path.is_dir() else path.stem
+    return safe_id(name)

@@ -1,0 +1,1 @@
+"""Synthetic slides with ground truth: gastric lymph-node dissections and bone-marrow smears."""

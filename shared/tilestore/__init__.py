@@ -1,0 +1,1 @@
+"""Slide tile stores: ingestion from OpenSlide into TileDB, and reading regions back."""
