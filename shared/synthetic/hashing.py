@@ -68,6 +68,29 @@ def jittered_points(
     return JitteredPoints(x=px, y=py, u=u[:, 2:])
 
 
+@dataclass(frozen=True)
+class CanvasPoints:
+    """Jittered points whose cell overlaps a canvas, with their integer canvas coordinates."""
+
+    points: JitteredPoints
+    col: np.ndarray
+    row: np.ndarray
+    inside: np.ndarray
+    """Indices of the points whose centre lies on the canvas."""
+
+
+def canvas_points(
+    origin: tuple[int, int], shape: tuple[int, int], spacing: float, seed: int, salt: int, extra: int = 6
+) -> CanvasPoints:
+    """Jittered points for a canvas of `shape` (rows, cols) whose top-left is level-0 `origin`."""
+    x0, y0 = origin
+    points = jittered_points(x0, y0, x0 + shape[1], y0 + shape[0], spacing, seed, salt, extra)
+    col = np.floor(points.x - x0).astype(np.int64)
+    row = np.floor(points.y - y0).astype(np.int64)
+    inside = np.flatnonzero((col >= 0) & (col < shape[1]) & (row >= 0) & (row < shape[0]))
+    return CanvasPoints(points, col, row, inside)
+
+
 class NoiseTexture:
     """Per-pixel noise in [-1, 1) keyed by absolute position: a periodic texture, cheap to sample.
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from shared.synthetic.hashing import NoiseTexture, jittered_points
+from shared.synthetic.hashing import NoiseTexture, canvas_points, jittered_points
 from shared.synthetic.lymph_node_scene import NodePlan, ScenePlan
 from shared.synthetic.shapes import bbox
 
@@ -114,17 +114,16 @@ class LymphNodeRenderer:
         """Draw one nucleus population where its centre falls on `mask`."""
         if not mask.any():
             return
-        height, width = mask.shape
         x0, y0 = origin
-        spacing = population.spacing_um * self.px_per_um
-        points = jittered_points(
-            x0, y0, x0 + width, y0 + height, spacing, self.plan.seed, _LAYER_SALTS[population.name]
+        found = canvas_points(
+            origin,
+            mask.shape,
+            population.spacing_um * self.px_per_um,
+            self.plan.seed,
+            _LAYER_SALTS[population.name],
         )
-        lx = np.floor(points.x - x0).astype(np.int64)
-        ly = np.floor(points.y - y0).astype(np.int64)
-        inside = (lx >= 0) & (lx < width) & (ly >= 0) & (ly < height)
-        keep = np.flatnonzero(inside)
-        keep = keep[mask[ly[keep], lx[keep]] > 0]
+        points, keep = found.points, found.inside
+        keep = keep[mask[found.row[keep], found.col[keep]] > 0]
         keep = keep[points.u[keep, 0] < population.presence]
         r_lo, r_hi = population.radius_um
         a_lo, a_hi = population.aspect

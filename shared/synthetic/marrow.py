@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from shared.events import MarrowClass
-from shared.synthetic.hashing import NoiseTexture, jittered_points
+from shared.synthetic.hashing import NoiseTexture, canvas_points
 from shared.synthetic.marrow_cells import DRAW, LARGEST_CELL_UM, CellType
 from shared.synthetic.pyramid_tiff import write_pyramid
 from shared.synthetic.shapes import Blob, bbox
@@ -226,13 +226,9 @@ class MarrowRenderer:
         at: Callable[[str, np.ndarray, np.ndarray], np.ndarray],
     ) -> None:
         x0, y0 = origin
-        spacing = spacing_um * self.scale
-        points = jittered_points(x0, y0, x0 + shape[1], y0 + shape[0], spacing, self.seed, salt, extra=8)
-        px = np.floor(points.x - x0).astype(np.int64)
-        py = np.floor(points.y - y0).astype(np.int64)
-        inside = (px >= 0) & (px < shape[1]) & (py >= 0) & (py < shape[0])
-        idx = np.flatnonzero(inside)
-        chosen = idx[keep(points.u[idx], px[idx], py[idx])]
+        found = canvas_points(origin, shape, spacing_um * self.scale, self.seed, salt, extra=8)
+        points, idx = found.points, found.inside
+        chosen = idx[keep(points.u[idx], found.col[idx], found.row[idx])]
         for i in chosen:
             u = points.u[i, 1:]
             kind = CellType.RBC if red else self.types[int(np.searchsorted(self.cumulative, u[6] * 0.999999))]
@@ -264,17 +260,12 @@ class MarrowRenderer:
             False,
             at,
         )
-        x0, y0 = origin
-        vacuoles = jittered_points(x0, y0, x0 + shape[1], y0 + shape[0], 45.0 * self.scale, self.seed, 22)
-        vx = np.floor(vacuoles.x - x0).astype(np.int64)
-        vy = np.floor(vacuoles.y - y0).astype(np.int64)
-        ok = (vx >= 0) & (vx < shape[1]) & (vy >= 0) & (vy < shape[0])
-        for i in np.flatnonzero(ok):
-            if inside[vy[i], vx[i]] and vacuoles.u[i, 0] < 0.5:
-                radius = (8 + 14 * vacuoles.u[i, 1]) * self.scale
-                cv2.circle(
-                    canvas, (int(vx[i]), int(vy[i])), max(1, int(radius)), (246, 242, 245), -1, cv2.LINE_AA
-                )
+        vacuoles = canvas_points(origin, shape, 45.0 * self.scale, self.seed, 22)
+        for i in vacuoles.inside:
+            if inside[vacuoles.row[i], vacuoles.col[i]] and vacuoles.points.u[i, 0] < 0.5:
+                radius = (8 + 14 * vacuoles.points.u[i, 1]) * self.scale
+                centre = (int(vacuoles.col[i]), int(vacuoles.row[i]))
+                cv2.circle(canvas, centre, max(1, int(radius)), (246, 242, 245), -1, cv2.LINE_AA)
 
     def _artefacts(
         self,
@@ -287,14 +278,11 @@ class MarrowRenderer:
         region = masks.get("artefacts")
         if region is None or not region.any():
             return
-        x0, y0 = origin
-        points = jittered_points(x0, y0, x0 + shape[1], y0 + shape[0], 3.0 * self.scale, self.seed, 30)
-        px = np.floor(points.x - x0).astype(np.int64)
-        py = np.floor(points.y - y0).astype(np.int64)
-        ok = (px >= 0) & (px < shape[1]) & (py >= 0) & (py < shape[0])
-        for i in np.flatnonzero(ok):
-            if region[py[i], px[i]] and points.u[i, 0] < 0.6:
-                cv2.circle(canvas, (int(px[i]), int(py[i])), max(1, int(0.8 * self.scale)), (40, 20, 60), -1)
+        dots = canvas_points(origin, shape, 3.0 * self.scale, self.seed, 30)
+        for i in dots.inside:
+            if region[dots.row[i], dots.col[i]] and dots.points.u[i, 0] < 0.6:
+                centre = (int(dots.col[i]), int(dots.row[i]))
+                cv2.circle(canvas, centre, max(1, int(0.8 * self.scale)), (40, 20, 60), -1)
 
 
 def write_marrow_cohort(

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,6 @@ class IngestResult:
     arrays: list[ArrayInfo]
     reused: bool
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def megapixels(self) -> float:

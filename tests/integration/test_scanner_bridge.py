@@ -62,6 +62,15 @@ async def announcements(bus_settings: PathStreamSettings) -> Any:
     await broker.stop()
 
 
+@pytest.fixture
+async def producer(bus_settings: PathStreamSettings) -> Any:
+    """The bridge's own connection to the broker."""
+    broker = build_broker(bus_settings)
+    await start_with_retry(broker, bus_settings)
+    yield broker
+    await broker.stop()
+
+
 def _bridge(
     root: Path, settings: PathStreamSettings, broker: KafkaBroker, sessions: sessionmaker[Session]
 ) -> ScannerBridge:
@@ -74,51 +83,47 @@ async def test_each_slide_once_including_after_a_restart(
     bus_settings: PathStreamSettings,
     sessions: sessionmaker[Session],
     announcements: list[SlideScanned],
+    producer: KafkaBroker,
 ) -> None:
-    producer = build_broker(bus_settings)
-    await start_with_retry(producer, bus_settings)
-    try:
-        bridge = _bridge(watch_root, bus_settings, producer, sessions)
-        case = watch_root / "S23-0042"
-        case.mkdir()
-        target = case / "S23-0042_A1.svs"
-        data = SVS.read_bytes()
-        # The scanner is still writing: a growing file is never announced.
-        target.write_bytes(data[: len(data) // 2])
-        assert await bridge.poll_once() == []
-        with target.open("ab") as handle:
-            handle.write(data[len(data) // 2 :])
-        assert await bridge.poll_once() == [], "changed since the last look"
-        # Written under a temporary name, renamed when done (the other scanner habit).
-        partial = watch_root / "S23-0043_B1.svs.part"
-        partial.write_bytes(data)
-        (published,) = await bridge.poll_once()
-        assert published.slide_id == "S23-0042_A1" and published.study_id == "S23-0042"
-        assert published.sha256 == slide_sha256(target)
-        assert await bridge.poll_once() == []
+    bridge = _bridge(watch_root, bus_settings, producer, sessions)
+    case = watch_root / "S23-0042"
+    case.mkdir()
+    target = case / "S23-0042_A1.svs"
+    data = SVS.read_bytes()
+    # The scanner is still writing: a growing file is never announced.
+    target.write_bytes(data[: len(data) // 2])
+    assert await bridge.poll_once() == []
+    with target.open("ab") as handle:
+        handle.write(data[len(data) // 2 :])
+    assert await bridge.poll_once() == [], "changed since the last look"
+    # Written under a temporary name, renamed when done (the other scanner habit).
+    partial = watch_root / "S23-0043_B1.svs.part"
+    partial.write_bytes(data)
+    (published,) = await bridge.poll_once()
+    assert published.slide_id == "S23-0042_A1" and published.study_id == "S23-0042"
+    assert published.sha256 == slide_sha256(target)
+    assert await bridge.poll_once() == []
 
-        partial.rename(watch_root / "S23-0043_B1.svs")
-        assert await bridge.poll_once() == []  # first look after the rename
-        assert await bridge.poll_once() == [], "same content as S23-0042_A1: not a new slide"
+    partial.rename(watch_root / "S23-0043_B1.svs")
+    assert await bridge.poll_once() == []  # first look after the rename
+    assert await bridge.poll_once() == [], "same content as S23-0042_A1: not a new slide"
 
-        shutil.copytree(DICOM, watch_root / "S23-0044_C1")
-        await bridge.poll_once()
-        (dicom,) = await bridge.poll_once()
-        assert dicom.slide_id == "S23-0044_C1" and dicom.study_id == "S23-0044"
+    shutil.copytree(DICOM, watch_root / "S23-0044_C1")
+    await bridge.poll_once()
+    (dicom,) = await bridge.poll_once()
+    assert dicom.slide_id == "S23-0044_C1" and dicom.study_id == "S23-0044"
 
-        # Restart: a new bridge with the same database announces nothing again.
-        restarted = _bridge(watch_root, bus_settings, producer, sessions)
-        assert await restarted.resume() == []
-        assert await restarted.poll_once() == [] and await restarted.poll_once() == []
+    # Restart: a new bridge with the same database announces nothing again.
+    restarted = _bridge(watch_root, bus_settings, producer, sessions)
+    assert await restarted.resume() == []
+    assert await restarted.poll_once() == [] and await restarted.poll_once() == []
 
-        # A new scan after the restart is announced once.
-        later = watch_root / "S23-0045_A1.tiff"
-        shutil.copy(SHARED_DATA / "wsi" / "CMU-1-Small-Region.jpeg.tiff", later)
-        await restarted.poll_once()
-        (new,) = await restarted.poll_once()
-        assert new.slide_id == "S23-0045_A1"
-    finally:
-        await producer.stop()
+    # A new scan after the restart is announced once.
+    later = watch_root / "S23-0045_A1.tiff"
+    shutil.copy(SHARED_DATA / "wsi" / "CMU-1-Small-Region.jpeg.tiff", later)
+    await restarted.poll_once()
+    (new,) = await restarted.poll_once()
+    assert new.slide_id == "S23-0045_A1"
 
     await wait_until(lambda: len(announcements) >= 3, 30, "three announcements")
     counts = Counter(e.slide_id for e in announcements)
@@ -131,6 +136,7 @@ async def test_a_publish_cut_off_by_a_crash_is_resent_with_the_same_event_id(
     bus_settings: PathStreamSettings,
     sessions: sessionmaker[Session],
     announcements: list[SlideScanned],
+    producer: KafkaBroker,
 ) -> None:
     target = watch_root / "S24-0001_A1.svs"
     shutil.copy(SVS, target)
@@ -147,15 +153,10 @@ async def test_a_publish_cut_off_by_a_crash_is_resent_with_the_same_event_id(
                 status=WatchedSlideStatus.PENDING,
             )
         )
-    producer = build_broker(bus_settings)
-    await start_with_retry(producer, bus_settings)
-    try:
-        bridge = _bridge(watch_root, bus_settings, producer, sessions)
-        (resent,) = await bridge.resume()
-        assert resent.event_id == event_id
-        assert await bridge.poll_once() == [] and await bridge.poll_once() == []
-    finally:
-        await producer.stop()
+    bridge = _bridge(watch_root, bus_settings, producer, sessions)
+    (resent,) = await bridge.resume()
+    assert resent.event_id == event_id
+    assert await bridge.poll_once() == [] and await bridge.poll_once() == []
     await wait_until(lambda: len(announcements) == 1, 30, "the resent announcement")
     with sessions() as session:
         assert session.get(WatchedSlide, slide_sha256(target)).status == WatchedSlideStatus.PUBLISHED  # type: ignore[union-attr]
@@ -166,22 +167,18 @@ async def test_same_name_new_content_gets_its_own_id(
     bus_settings: PathStreamSettings,
     sessions: sessionmaker[Session],
     announcements: list[SlideScanned],
+    producer: KafkaBroker,
 ) -> None:
-    producer = build_broker(bus_settings)
-    await start_with_retry(producer, bus_settings)
-    try:
-        bridge = _bridge(watch_root, bus_settings, producer, sessions)
-        target = watch_root / "S25-0001_A1.svs"
-        shutil.copy(SVS, target)
-        await bridge.poll_once()
-        (first,) = await bridge.poll_once()
-        # A rescan overwrites the file with different bytes.
-        target.unlink()
-        shutil.copy(SHARED_DATA / "wsi" / "tcga-cr-7395-01a-01-ts1.svs", target)
-        await bridge.poll_once()
-        (second,) = await bridge.poll_once()
-    finally:
-        await producer.stop()
+    bridge = _bridge(watch_root, bus_settings, producer, sessions)
+    target = watch_root / "S25-0001_A1.svs"
+    shutil.copy(SVS, target)
+    await bridge.poll_once()
+    (first,) = await bridge.poll_once()
+    # A rescan overwrites the file with different bytes.
+    target.unlink()
+    shutil.copy(SHARED_DATA / "wsi" / "tcga-cr-7395-01a-01-ts1.svs", target)
+    await bridge.poll_once()
+    (second,) = await bridge.poll_once()
     assert first.slide_id == "S25-0001_A1"
     assert second.slide_id.startswith("S25-0001_A1-") and second.sha256 != first.sha256
 
