@@ -23,12 +23,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import emit, quiet_logs
+from tests.real_data import real_data_dir
 from shared.synthetic.lymph_node import write_lymph_node_slide
 from shared.tilestore.ingest import ingest_slide
 from shared.tilestore.layout import TileFormat
 from shared.tilestore.reader import TileStore
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "wsi"
+REAL = real_data_dir() / "wsi"
 CANDIDATES = {
     "zstd-256": TileFormat(256, "zstd", 7),
     "zstd-512": TileFormat(512, "zstd", 7),

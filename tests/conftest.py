@@ -18,9 +18,9 @@ from sqlalchemy.engine import make_url
 
 from shared.bus.probe import broker_answers
 from shared.settings import PathStreamSettings
+from tests.real_data import real_data_dir
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "real"
+SHARED_DATA = real_data_dir(strict=False)
 KAFKA_BOOTSTRAP = os.environ.get("PATHSTREAM_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 PG_ADMIN_URL = os.environ.get(
     "PATHSTREAM_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
