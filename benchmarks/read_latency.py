@@ -25,10 +25,10 @@ import openslide
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import emit, quiet_logs
-from tests.real_data import real_data_dir
 from shared.synthetic.lymph_node import write_lymph_node_slide
 from shared.tilestore.ingest import ingest_slide
 from shared.tilestore.reader import TileStore
+from tests.real_data import real_data_dir
 
 REAL = real_data_dir() / "wsi" / "CMU-1-Small-Region.svs"
 SIZE = 512
