@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -192,3 +196,43 @@ def test_the_watch_folder_must_be_allowed(
     with pytest.raises(PathStreamError) as info:
         ScannerBridge(BridgeConfig(watch_root), settings, KafkaBroker(), sessions)
     assert info.value.code == ErrorCode.OUTSIDE_ALLOWED_ROOTS
+
+
+def _watch_once(root: Path, settings: PathStreamSettings, db_url: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PATHSTREAM_DATA_DIR": str(root.parent),
+        "PATHSTREAM_ALLOWED_ROOTS": str(root.parent),
+        "PATHSTREAM_DATABASE_URL": db_url,
+        "PATHSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "PATHSTREAM_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from services.cli import main; main()",
+            "watch",
+            str(root),
+            "--once",
+            "--settle",
+            "0.3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+async def test_the_watch_command_announces_once_per_run_and_never_again(
+    watch_root: Path, bus_settings: PathStreamSettings, sqlite_url: str, announcements: list[SlideScanned]
+) -> None:
+    shutil.copy(SVS, watch_root / "S26-0001_A1.svs")
+    first = await asyncio.to_thread(_watch_once, watch_root, bus_settings, sqlite_url)
+    assert first.returncode == 0, first.stderr
+    await wait_until(lambda: len(announcements) == 1, 30, "the announcement")
+    second = await asyncio.to_thread(_watch_once, watch_root, bus_settings, sqlite_url)
+    assert second.returncode == 0, second.stderr
+    await asyncio.sleep(2)
+    assert [e.slide_id for e in announcements] == ["S26-0001_A1"]
