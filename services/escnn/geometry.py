@@ -141,7 +141,9 @@ def plan_axis(size: int, tile: int, geometry: NetworkGeometry) -> list[TileSpan]
     """Cover an axis of `size` input pixels with tiles of at most `tile` pixels.
 
     Tiles start at multiples of the stride; each is trusted for the outputs whose whole receptive
-    field lies inside it (or beyond the image edge, which the tile shares with the image).
+    field lies inside it (or beyond the image edge, which the tile shares with the image). All
+    tiles are `tile` pixels long except, when the image length is not a multiple of the stride,
+    the last one (up to stride - 1 pixels longer).
     Raises ValueError when `tile` is too small to trust a single output.
     """
     stride = geometry.stride
@@ -165,4 +167,20 @@ def plan_axis(size: int, tile: int, geometry: NetworkGeometry) -> list[TileSpan]
             )
         spans.append(TileSpan(start, end, first, stop, stride))
         first = stop
-    return spans
+    return _uniform(spans, size, tile, stride)
+
+
+def _uniform(spans: list[TileSpan], size: int, tile: int, stride: int) -> list[TileSpan]:
+    """Widen every tile to the full tile size where the image allows (the last one by starting
+    earlier, on a stride boundary), keeping each tile's trusted outputs. Equal shapes let
+    convolution kernels, memory and the white-tile cache be reused from tile to tile."""
+    if len(spans) == 1 or size <= tile:
+        return spans
+    widened = [
+        TileSpan(s.input_start, min(size, s.input_start + tile), s.output_start, s.output_stop, stride)
+        for s in spans[:-1]
+    ]
+    last = spans[-1]
+    start = min(last.input_start, ((size - tile) // stride) * stride)
+    widened.append(TileSpan(max(0, start), size, last.output_start, last.output_stop, stride))
+    return widened

@@ -102,7 +102,7 @@ class StreamingESCNN:
         self.skip_white = skip_white
         self.prefetch = prefetch
         self._mean, self._std = normalisation(self.device)
-        self._white: dict[tuple[int, ...], _TileContribution] = {}
+        self._white_maps: dict[tuple[int, int], torch.Tensor] = {}
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -182,21 +182,29 @@ class StreamingESCNN:
     def _local_contribution(
         self, tile: Tile, tensor: torch.Tensor | None, with_cam: bool
     ) -> _TileContribution:
-        """Per-channel max of the tile's valid block with its position encoded as
-        row * _LOCAL + col *within the block*, so white tiles can share one cached answer."""
+        """Per-channel max of the tile's valid block, its position encoded within the block as
+        row * _LOCAL + col, and the block's CAM."""
         if tensor is None:
-            key = (*tile.valid_key, with_cam)
-            cached = self._white.get(key)
-            if cached is None:
-                pixels = np.full((*tile.shape, 3), 255, np.uint8)
-                cached = self._block(self._prepare(pixels), tile, with_cam)
-                self._white[key] = cached
-            return cached
-        return self._block(tensor, tile, with_cam)
-
-    def _block(self, tensor: torch.Tensor, tile: Tile, with_cam: bool) -> _TileContribution:
+            return self._summarise(self._white_features(tile.shape), tile, with_cam)
         with self._autocast():
-            block = self._valid(self.model.features(tensor), tile).float()
+            features = self.model.features(tensor)
+        return self._summarise(features, tile, with_cam)
+
+    def _white_features(self, shape: tuple[int, int]) -> torch.Tensor:
+        """The feature map of an all-white tile of `shape`, computed once per shape.
+
+        A white tile's pixels, hence its whole feature map, depend only on its shape, and the
+        computation is deterministic, so this is exactly what computing the tile would give.
+        """
+        cached = self._white_maps.get(shape)
+        if cached is None:
+            with self._autocast():
+                cached = self.model.features(self._prepare(np.full((*shape, 3), 255, np.uint8)))
+            self._white_maps[shape] = cached
+        return cached
+
+    def _summarise(self, features: torch.Tensor, tile: Tile, with_cam: bool) -> _TileContribution:
+        block = self._valid(features, tile).float()
         channels, h, w = block.shape
         values, local = block.reshape(channels, h * w).max(dim=1)  # first index among ties
         position = torch.div(local, w, rounding_mode="floor") * _LOCAL + local % w

@@ -72,17 +72,6 @@ class Tile:
         """(rows, columns) of the tile's input window."""
         return self.y.length, self.x.length
 
-    @property
-    def valid_key(self) -> tuple[int, int, int, int, int, int]:
-        """What a white tile's contribution depends on: its input shape and its valid window."""
-        return (
-            *self.shape,
-            self.y.valid_offset,
-            self.y.output_stop - self.y.output_start,
-            self.x.valid_offset,
-            self.x.output_stop - self.x.output_start,
-        )
-
 
 @dataclass
 class ReadyTile:

@@ -48,7 +48,10 @@ def test_tiles_cover_every_output_once_from_aligned_starts(size: int, tile: int)
     assert outputs == list(range(geometry.out_size(size)))
     for span in spans:
         assert span.input_start % 32 == 0 and 0 <= span.input_start < span.input_stop <= size
-        assert span.length <= tile
+        assert span.length <= tile + 31
+    if size > tile:
+        assert {s.length for s in spans[:-1]} == {tile}, "uniform tiles"
+        assert spans[-1].length < tile + 32
         start, end = geometry.input_span(span.output_start, span.output_stop)
         assert span.input_start <= max(start, 0) and min(end, size) <= span.input_stop
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -133,26 +135,36 @@ def test_an_all_white_image(resnet18: EscnnModel) -> None:
 
 
 def test_training_leaves_frozen_statistics_alone(resnet18: EscnnModel) -> None:
+    model = copy.deepcopy(resnet18)  # optimiser steps must not leak into the other tests
     image = tissue_image(700, 800, seed=5, white_fraction=0.2)
     stats_before = {
         name: (m.running_mean.clone(), m.running_var.clone())
-        for name, m in resnet18.named_modules()
+        for name, m in model.named_modules()
         if isinstance(m, FrozenBatchNorm2d)
     }
-    optimiser = torch.optim.SGD(resnet18.parameters(), lr=0.01)
-    streaming = StreamingESCNN(resnet18, tile_size=640)
-    gamma_before = resnet18.layer1[0].bn1.weight.detach().clone()
+    optimiser = torch.optim.SGD(model.parameters(), lr=1e-3)
+    streaming = StreamingESCNN(model, tile_size=640)
+    gamma_before = model.layer1[0].bn1.weight.detach().clone()
     for target in (1.0, 0.0):
         optimiser.zero_grad()
         streaming.train_step(image, target)
         optimiser.step()
-    for name, module in resnet18.named_modules():
+    for name, module in model.named_modules():
         if isinstance(module, FrozenBatchNorm2d):
             mean, var = stats_before[name]
             assert torch.equal(module.running_mean, mean) and torch.equal(module.running_var, var)
-    assert not torch.equal(resnet18.layer1[0].bn1.weight, gamma_before), "gamma is still trainable"
+    assert not torch.equal(model.layer1[0].bn1.weight, gamma_before), "gamma is still trainable"
 
 
 def test_reduced_precision_is_only_for_cuda(resnet18: EscnnModel) -> None:
     with pytest.raises(ValueError, match="only used on CUDA"):
         StreamingESCNN(resnet18, tile_size=512, precision="bf16")
+
+
+def test_channels_last_convolutions_give_the_same_answer(resnet18: EscnnModel) -> None:
+    image = tissue_image(700, 800, seed=11, white_fraction=0.2)
+    logit, cam = StreamingESCNN(resnet18, tile_size=640).infer(image)
+    nhwc_model = copy.deepcopy(resnet18)
+    nhwc_logit, nhwc_cam = StreamingESCNN(nhwc_model, tile_size=640, channels_last=True).infer(image)
+    assert abs(nhwc_logit.item() - logit.item()) <= 1e-4 * abs(logit.item())
+    assert torch.allclose(nhwc_cam, cam, atol=1e-5, rtol=0)
