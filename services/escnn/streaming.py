@@ -118,14 +118,24 @@ class StreamingESCNN:
 
     # -- tile computation --------------------------------------------------------------------
 
-    def _prepare(self, pixels: np.ndarray) -> torch.Tensor:
+    def _load(self, pixels: np.ndarray) -> torch.Tensor:
+        """Producer side: uint8 H x W x 3 -> uint8 1 x 3 x H x W on the device (4x less to hold
+        and to move than floats; the consumer normalises)."""
         tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0)
         if self.device.type == "cuda":
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
+    def _normalise(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Consumer side: uint8 1 x 3 x H x W -> the model's input (see `model.preprocess`)."""
         tensor = (tensor.float() / 255.0 - self._mean) / self._std
         if self.channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return tensor
+
+    def _features(self, loaded: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.model.features(self._normalise(loaded))
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
         if self.precision == "fp32":
@@ -147,7 +157,7 @@ class StreamingESCNN:
     def _tiles(
         self, source: ImageSource, tiles: list[Tile], mark_white: bool
     ) -> Iterator[tuple[Tile, torch.Tensor | None]]:
-        producer = TileProducer(source, tiles, self._prepare, mark_white, self.prefetch)
+        producer = TileProducer(source, tiles, self._load, mark_white, self.prefetch)
         for ready in producer:
             yield ready.tile, ready.tensor
 
@@ -186,9 +196,7 @@ class StreamingESCNN:
         row * _LOCAL + col, and the block's CAM."""
         if tensor is None:
             return self._summarise(self._white_features(tile.shape), tile, with_cam)
-        with self._autocast():
-            features = self.model.features(tensor)
-        return self._summarise(features, tile, with_cam)
+        return self._summarise(self._features(tensor), tile, with_cam)
 
     def _white_features(self, shape: tuple[int, int]) -> torch.Tensor:
         """The feature map of an all-white tile of `shape`, computed once per shape.
@@ -198,8 +206,7 @@ class StreamingESCNN:
         """
         cached = self._white_maps.get(shape)
         if cached is None:
-            with self._autocast():
-                cached = self.model.features(self._prepare(np.full((*shape, 3), 255, np.uint8)))
+            cached = self._features(self._load(np.full((*shape, 3), 255, np.uint8)))
             self._white_maps[shape] = cached
         return cached
 
@@ -267,8 +274,7 @@ class StreamingESCNN:
             channels = torch.nonzero(carrying & (pooled.tile == tile.index)).flatten()
             rows = torch.div(pooled.position[channels], out_w, rounding_mode="floor") - tile.y.output_start
             cols = pooled.position[channels] % out_w - tile.x.output_start
-            with self._autocast():
-                block = self._valid(self.model.features(tensor), tile)
+            block = self._valid(self._features(tensor), tile)
             seed = (block[channels, rows, cols].float() * upstream[channels] * scale).sum()
             if channels.numel() == 0:  # a tile without maxima (dense backward): zero, but connected
                 seed = block.sum() * 0.0
