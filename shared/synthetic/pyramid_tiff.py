@@ -136,13 +136,16 @@ def write_pyramid(
             for x in range(0, padded, TILE):
                 tile = render(x, row * TILE, TILE, TILE)
                 reduced[:, x // LEVEL_FACTOR : x // LEVEL_FACTOR + step] = _reduce(tile)
+                if x + TILE >= padded:
+                    # Hand the strip on *before* the row's last tile is yielded: tifffile stops
+                    # pulling after the level's last tile, so code after that yield never runs.
+                    if spills:
+                        for finished in spills[0].add_rows(reduced):
+                            cascade(1, finished)
+                    done_rows += 1
+                    if progress:
+                        progress(done_rows, total_rows)
                 yield tile
-            if spills:
-                for finished in spills[0].add_rows(reduced):
-                    cascade(1, finished)
-            done_rows += 1
-            if progress:
-                progress(done_rows, total_rows)
 
     try:
         with tifffile.TiffWriter(path, bigtiff=True) as tif:

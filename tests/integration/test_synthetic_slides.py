@@ -55,6 +55,19 @@ def test_same_seed_same_file(tmp_path: Path) -> None:
     assert _sha(a) == _sha(b) != _sha(c)
 
 
+def test_reduced_levels_match_level0_down_to_the_last_partial_tile_row(tmp_path: Path) -> None:
+    # 4000 rows = 7 full tile rows + a partial one; the reduced levels once lost that last row.
+    slide, _ = write_lymph_node_slide(tmp_path, 5200, 4000, 2, seed=5, mpp=0.92)
+    with openslide.OpenSlide(str(slide)) as handle:
+        level0 = np.asarray(handle.read_region((0, 0), 0, handle.dimensions).convert("RGB"))
+        size1 = handle.level_dimensions[1]
+        level1 = np.asarray(handle.read_region((0, 0), 1, size1).convert("RGB"))
+    expected = cv2.resize(level0, size1, interpolation=cv2.INTER_AREA)
+    difference = np.abs(expected.astype(int) - level1.astype(int))
+    bottom = difference[-150:]
+    assert difference.mean() < 3 and bottom.mean() < 3, (difference.mean(), bottom.mean())
+
+
 def test_a_slide_too_small_for_its_nodes_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no room"):
         write_lymph_node_slide(tmp_path, 2000, 2000, 6, seed=1, mpp=0.25)
