@@ -90,6 +90,19 @@ class PathStreamSettings(BaseSettings):
         default=True, description="Bucket in the host name (AWS); false for most on-premises stores."
     )
 
+    # Models and compute.
+    device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="Torch device for inference: auto (CUDA when present, else CPU), cpu, cuda, cuda:N.",
+    )
+    detector_checkpoint: Path | None = Field(
+        default=None, description="LN detector checkpoint (`pathstream train detector` output)."
+    )
+    detector_window: int = Field(
+        default=1024, ge=256, le=8192, description="Detector window side at 7.36 um/px (memory bound)."
+    )
+
     # Kafka.
     kafka_bootstrap: str = Field(default="localhost:9092", description="Kafka bootstrap servers.")
     kafka_client_id: str = "pathstream"

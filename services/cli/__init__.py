@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.cli import bus, db, ingest, synth, watch
+from services.cli import bus, db, ingest, serve, synth, watch
 from services.cli.errors import fail
+from services.detector import commands as detector_commands
 from shared.logs import configure_logging
 from shared.settings import get_settings
 
@@ -27,6 +28,14 @@ app.command("asyncapi")(bus.asyncapi)
 app.command("ingest")(ingest.ingest)
 app.add_typer(synth.app, name="synth")
 app.command("watch")(watch.watch)
+app.command("serve")(serve.serve)
+
+train_app = typer.Typer(help="Train a service's model.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate a trained model on annotated data.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+train_app.command("detector")(detector_commands.train)
+evaluate_app.command("detector")(detector_commands.evaluate)
 
 
 @app.callback()

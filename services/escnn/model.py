@@ -9,7 +9,6 @@ reference computation the streaming engine must reproduce.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ import torchvision
 from torch import nn
 
 from shared.errors import ErrorCode, PathStreamError
+from shared.imagenet import image_to_tensor
+from shared.model_files import model_version, read_torch_file
 
 BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "resnet18": torchvision.models.resnet18,
@@ -29,8 +30,6 @@ BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "resnet152": torchvision.models.resnet152,
 }
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CHECKPOINT_FORMAT = "pathstream-escnn"
 
 
@@ -154,8 +153,7 @@ def _from_torchvision_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
 
 def checkpoint_version(path: str | Path) -> str:
     """The model version recorded with every prediction: `escnn@sha256:<first 16 hex of file>`."""
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return f"escnn@sha256:{digest[:16]}"
+    return model_version("escnn", path)
 
 
 def load_weights(model: EscnnModel, path: str | Path) -> None:
@@ -166,15 +164,11 @@ def load_weights(model: EscnnModel, path: str | Path) -> None:
     `fc` is not an ESCNN head, so the head keeps its initialisation. Any other mismatch raises
     `PathStreamError(MODEL_UNAVAILABLE)` naming the keys.
     """
-    try:
-        loaded: Any = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types for a bad file; all mean "unreadable"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PathStreamError(
-            ErrorCode.MODEL_UNAVAILABLE,
-            f"Cannot read the ESCNN weights {path}: {reason}.",
-            hint="Give a checkpoint written by `pathstream train escnn` or a torchvision ResNet state dict.",
-        ) from None
+    loaded: Any = read_torch_file(
+        path,
+        "the ESCNN weights",
+        "Give a checkpoint written by `pathstream train escnn` or a torchvision ResNet state dict.",
+    )
     if isinstance(loaded, dict) and loaded.get("format") == CHECKPOINT_FORMAT:
         if loaded.get("backbone") != model.backbone:
             raise PathStreamError(
@@ -240,17 +234,6 @@ def save_checkpoint(model: EscnnModel, path: str | Path, extra: dict[str, Any] |
     return checkpoint_version(path)
 
 
-def normalisation(device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """ImageNet mean and std as 1 x 3 x 1 x 1 tensors on `device`."""
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    return mean, std
-
-
 def preprocess(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 H x W x 3 RGB -> float32 1 x 3 x H x W: /255, then ImageNet mean/std per channel."""
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected a uint8 H x W x 3 RGB image, got {image.dtype} {image.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).unsqueeze(0)
-    mean, std = normalisation(device)
-    return (tensor.float() / 255.0 - mean) / std
+    return image_to_tensor(image, device)

@@ -28,8 +28,9 @@ import torch.nn.functional as F
 
 from services.escnn.geometry import NetworkGeometry, plan_axis, resnet_geometry
 from services.escnn.memory import choose_tile_size
-from services.escnn.model import EscnnModel, normalisation
+from services.escnn.model import EscnnModel
 from services.escnn.tiles import ArraySource, ImageSource, Tile, TileProducer
+from shared.imagenet import normalisation
 
 Precision = Literal["fp32", "bf16", "fp16"]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -10,8 +10,6 @@ import torch
 import torchvision
 
 from services.escnn.model import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     FrozenBatchNorm2d,
     build_escnn,
     checkpoint_version,
@@ -19,6 +17,7 @@ from services.escnn.model import (
     save_checkpoint,
 )
 from shared.errors import ErrorCode, PathStreamError
+from shared.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from tests.unit.escnn.conftest import randomised
 
 

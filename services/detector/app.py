@@ -1,0 +1,59 @@
+"""The detector as a FastStream service: consumer group `detector` on `slides.scanned`.
+
+`pathstream serve detector` runs it. The model loads once per worker; each scan is processed in a
+worker thread so the event loop keeps heartbeating to the group coordinator while a slide is
+segmented. Offsets are committed after the resulting events were acknowledged by the brokers, so a
+worker that dies mid-slide leaves the scan to the next member (the handler is idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+
+from services.detector.handler import DetectorHandler
+from services.detector.inference import LymphNodeSegmenter
+from shared.bus.app import service_app
+from shared.bus.broker import build_broker
+from shared.bus.publish import publish_event
+from shared.bus.subscribe import consumer_options
+from shared.errors import ErrorCode, PathStreamError
+from shared.events import SlideScanned
+from shared.settings import PathStreamSettings
+from shared.topics import Topic
+
+GROUP_ID = "detector"
+
+
+def load_segmenter(settings: PathStreamSettings) -> LymphNodeSegmenter:
+    """The segmenter `PATHSTREAM_DETECTOR_CHECKPOINT` names, on `PATHSTREAM_DEVICE`.
+
+    Raises `PathStreamError(MODEL_UNAVAILABLE)` when no checkpoint is configured or it is unusable.
+    """
+    if settings.detector_checkpoint is None:
+        raise PathStreamError(
+            ErrorCode.MODEL_UNAVAILABLE,
+            "No LN detector checkpoint is configured.",
+            hint="Set PATHSTREAM_DETECTOR_CHECKPOINT to a file written by `pathstream train detector`.",
+        )
+    device = None if settings.device == "auto" else settings.device
+    return LymphNodeSegmenter.from_checkpoint(
+        settings.detector_checkpoint, device=device, window=settings.detector_window
+    )
+
+
+def build_detector_app(
+    settings: PathStreamSettings, segmenter: LymphNodeSegmenter | None = None
+) -> tuple[FastStream, KafkaBroker]:
+    """The detector's FastStream app and its broker; `segmenter` defaults to `load_segmenter`."""
+    handler = DetectorHandler(settings, segmenter or load_segmenter(settings))
+    broker = build_broker(settings, description="PathStream LN detector")
+
+    @broker.subscriber(settings.topic(Topic.SLIDES_SCANNED), **consumer_options(settings, GROUP_ID))
+    async def on_slide_scanned(event: SlideScanned) -> None:
+        for result in await asyncio.to_thread(handler.handle, event):
+            await publish_event(broker, settings, result)
+
+    return service_app(broker, settings, GROUP_ID), broker
