@@ -103,6 +103,28 @@ class PathStreamSettings(BaseSettings):
         default=1024, ge=256, le=8192, description="Detector window side at 7.36 um/px (memory bound)."
     )
 
+    escnn_checkpoint: Path | None = Field(
+        default=None, description="ESCNN checkpoint (`pathstream train escnn` output, or torchvision ResNet)."
+    )
+    escnn_backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = Field(
+        default="resnet50", description="ESCNN backbone (a PathStream checkpoint must match it)."
+    )
+    escnn_tile_size: int | None = Field(
+        default=None,
+        ge=256,
+        le=16384,
+        description="Streaming tile side at 0.46 um/px; default: from free memory.",
+    )
+    escnn_precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32", description="ESCNN arithmetic; bf16/fp16 autocast only on CUDA."
+    )
+    escnn_threshold: float = Field(
+        default=0.4, gt=0, lt=1, description="General operating threshold (paper)."
+    )
+    escnn_screening_threshold: float = Field(
+        default=0.15, gt=0, lt=1, description="Screening operating threshold (paper)."
+    )
+
     # Kafka.
     kafka_bootstrap: str = Field(default="localhost:9092", description="Kafka bootstrap servers.")
     kafka_client_id: str = "pathstream"

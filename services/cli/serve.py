@@ -19,6 +19,7 @@ class Service(StrEnum):
     """Services that can run on the bus (more join as they land)."""
 
     DETECTOR = "detector"
+    ESCNN = "escnn"
 
 
 def _build(service: Service, settings: PathStreamSettings) -> FastStream:
@@ -27,6 +28,10 @@ def _build(service: Service, settings: PathStreamSettings) -> FastStream:
         from services.detector.app import build_detector_app
 
         return build_detector_app(settings)[0]
+    if service == Service.ESCNN:
+        from services.escnn.app import build_escnn_app
+
+        return build_escnn_app(settings)[0]
     raise AssertionError(f"unhandled service {service}")  # pragma: no cover - the enum is exhaustive
 
 

@@ -1,0 +1,77 @@
+"""ESCNN as a FastStream service: consumer group `escnn` on `ln.detected` (key ln_id).
+
+`pathstream serve escnn` runs one worker; start N of them (on GPU machines) to share the topic's
+partitions, so the LNs of one slide are scored in parallel and one slow LN holds back only its own
+partition. The model loads once per worker. Each LN runs in a worker thread, so heartbeats continue
+while it computes; its offset is committed only after the result was acknowledged by the brokers,
+so an LN whose worker stops or dies is scored again by another member, and the reporter stores the
+repeated result once (same ln_id, same event id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import torch
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+
+from services.escnn.handler import EscnnHandler
+from services.escnn.model import build_escnn, checkpoint_version
+from services.escnn.scoring import LymphNodeScorer, Thresholds
+from services.escnn.streaming import StreamingESCNN
+from shared.bus.app import service_app
+from shared.bus.broker import build_broker
+from shared.bus.publish import publish_event
+from shared.bus.subscribe import consumer_options
+from shared.errors import ErrorCode, PathStreamError
+from shared.events import LymphNodeDetected
+from shared.settings import PathStreamSettings
+from shared.topics import Topic
+
+GROUP_ID = "escnn"
+
+
+def load_scorer(settings: PathStreamSettings) -> LymphNodeScorer:
+    """The scorer `PATHSTREAM_ESCNN_*` describe: model loaded once, on CUDA when present.
+
+    Raises `PathStreamError(MODEL_UNAVAILABLE)` without a usable checkpoint.
+    """
+    if settings.escnn_checkpoint is None:
+        raise PathStreamError(
+            ErrorCode.MODEL_UNAVAILABLE,
+            "No ESCNN checkpoint is configured.",
+            hint="Set PATHSTREAM_ESCNN_CHECKPOINT to a file written by `pathstream train escnn`.",
+        )
+    device = settings.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build_escnn(settings.escnn_backbone, str(settings.escnn_checkpoint)).eval()
+    engine = StreamingESCNN(
+        model,
+        tile_size=settings.escnn_tile_size,
+        device=device,
+        precision=settings.escnn_precision if device.startswith("cuda") else "fp32",
+    )
+    return LymphNodeScorer(
+        engine,
+        checkpoint_version(settings.escnn_checkpoint),
+        Path(settings.artifact_root),
+        Thresholds(settings.escnn_threshold, settings.escnn_screening_threshold),
+    )
+
+
+def build_escnn_app(
+    settings: PathStreamSettings, scorer: LymphNodeScorer | None = None
+) -> tuple[FastStream, KafkaBroker]:
+    """The ESCNN worker's FastStream app and broker; `scorer` defaults to `load_scorer`."""
+    handler = EscnnHandler(settings, scorer or load_scorer(settings))
+    broker = build_broker(settings, description="PathStream ESCNN worker")
+
+    @broker.subscriber(settings.topic(Topic.LN_DETECTED), **consumer_options(settings, GROUP_ID))
+    async def on_lymph_node(event: LymphNodeDetected) -> None:
+        for result in await asyncio.to_thread(handler.handle, event):
+            await publish_event(broker, settings, result)
+
+    return service_app(broker, settings, GROUP_ID), broker

@@ -1,0 +1,74 @@
+"""ESCNN's handler: `LymphNodeDetected` in, `LymphNodeScored` (or `SlideFailed` for that LN) out.
+
+Transport-free, like the detector's: the FastStream worker and the embedded run call `handle`. The
+event id of a result is derived from the LN and the model version, so an LN scored twice (a
+redelivery after a worker died) produces the same event, which the reporter stores once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from services.escnn.scoring import LymphNodeScorer
+from shared.errors import PathStreamError
+from shared.events import Event, FailureStage, LymphNodeDetected, SlideFailed
+from shared.logs import get_logger
+from shared.settings import PathStreamSettings
+from shared.tilestore.context import tiledb_context
+from shared.tilestore.reader import TileStore
+
+log = get_logger(__name__)
+
+_EVENT_NAMESPACE = uuid.UUID("0b7f3c1e-5a8d-4f6b-9d2e-7c4a1b9e8f30")
+
+
+def _retriable(exc: BaseException) -> bool:
+    return isinstance(exc, PathStreamError) and exc.retriable
+
+
+class EscnnHandler:
+    """Scores one LN per call with the worker's single loaded model."""
+
+    def __init__(self, settings: PathStreamSettings, scorer: LymphNodeScorer) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self._ctx = tiledb_context(settings)
+
+    def handle(self, event: LymphNodeDetected) -> list[Event]:
+        """One `LymphNodeScored`, or one `SlideFailed` (stage `score`, with the ln_id). Never raises
+        for bad input; retriable failures (a store not reachable yet) are retried first."""
+        bound = log.bind(slide_id=event.slide_id, study_id=event.study_id, ln_id=event.ln_id)
+        started = time.perf_counter()
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(self.settings.handler_max_attempts),
+                wait=wait_exponential(multiplier=self.settings.handler_retry_wait_s, max=30),
+                retry=retry_if_exception(_retriable),
+                reraise=True,
+            ):
+                with attempt:
+                    store = TileStore.open(event.store_uri, ctx=self._ctx)
+                    result = self.scorer.score(event, store)
+        except Exception as exc:  # every failure becomes an event for this LN
+            failed = SlideFailed.from_exception(
+                event.slide_id, event.study_id, FailureStage.SCORE, exc, ln_id=event.ln_id
+            )
+            if isinstance(exc, PathStreamError):
+                bound.warning("ln_failed", error_code=failed.error_code.value, error=str(exc))
+            else:
+                bound.error("ln_failed", error_code=failed.error_code.value, exc_info=True)
+            return [failed]
+        scored = result.event.model_copy(
+            update={"event_id": uuid.uuid5(_EVENT_NAMESPACE, f"{event.ln_id}/{self.scorer.model_version}")}
+        )
+        bound.info(
+            "ln_scored",
+            score=round(scored.score, 4),
+            label=scored.label.value,
+            seconds=round(time.perf_counter() - started, 2),
+            model_version=self.scorer.model_version,
+        )
+        return [scored]
