@@ -8,8 +8,6 @@ worker that dies mid-slide leaves the scan to the next member (the handler is id
 
 from __future__ import annotations
 
-import asyncio
-
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
@@ -17,8 +15,7 @@ from services.detector.handler import DetectorHandler
 from services.detector.inference import LymphNodeSegmenter
 from shared.bus.app import service_app
 from shared.bus.broker import build_broker
-from shared.bus.publish import publish_event
-from shared.bus.subscribe import consumer_options
+from shared.bus.worker import subscribe_handler
 from shared.errors import ErrorCode, PathStreamError
 from shared.events import SlideScanned
 from shared.settings import PathStreamSettings
@@ -51,9 +48,5 @@ def build_detector_app(
     handler = DetectorHandler(settings, segmenter or load_segmenter(settings))
     broker = build_broker(settings, description="PathStream LN detector")
 
-    @broker.subscriber(settings.topic(Topic.SLIDES_SCANNED), **consumer_options(settings, GROUP_ID))
-    async def on_slide_scanned(event: SlideScanned) -> None:
-        for result in await asyncio.to_thread(handler.handle, event):
-            await publish_event(broker, settings, result)
-
+    subscribe_handler(broker, settings, Topic.SLIDES_SCANNED, GROUP_ID, SlideScanned, handler.handle)
     return service_app(broker, settings, GROUP_ID), broker

@@ -17,8 +17,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
 from services.detector.inference import LymphNodeSegmenter
 from services.detector.postprocess import LymphNodeOutline, contours_to_level0
 from shared.allowed_roots import check_allowed
@@ -35,6 +33,7 @@ from shared.events import (
 )
 from shared.logs import get_logger
 from shared.qupath import feature, write_feature_collection
+from shared.retry import retry_retriable
 from shared.settings import PathStreamSettings
 from shared.tilestore.context import tiledb_context
 from shared.tilestore.ingest import ingest_slide
@@ -80,11 +79,6 @@ def detect_in_store(store: TileStore, segmenter: LymphNodeSegmenter) -> list[Lym
     )
 
 
-def _retriable(exc: BaseException) -> bool:
-    """Failures worth another attempt: a slide still being copied, a store or share that blinked."""
-    return isinstance(exc, PathStreamError) and exc.retriable
-
-
 class DetectorHandler:
     """Ingest (when needed), detect, write the GeoJSON artifact, and describe the result as events."""
 
@@ -106,18 +100,10 @@ class DetectorHandler:
             return []
         stage = FailureStage.INGEST
         try:
-            for attempt in Retrying(
-                stop=stop_after_attempt(self.settings.handler_max_attempts),
-                wait=wait_exponential(multiplier=self.settings.handler_retry_wait_s, max=30),
-                retry=retry_if_exception(_retriable),
-                reraise=True,
-            ):
-                with attempt:
-                    stage = FailureStage.INGEST
-                    store = self._store_for(event)
-                    stage = FailureStage.DETECT
-                    started = time.perf_counter()
-                    outlines = detect_in_store(store, self.segmenter)
+            store = retry_retriable(self.settings, lambda: self._store_for(event))
+            stage = FailureStage.DETECT
+            started = time.perf_counter()
+            outlines = retry_retriable(self.settings, lambda: detect_in_store(store, self.segmenter))
             detection = Detection(store.uri, outlines, store.mpp, time.perf_counter() - started)
             events = self._events(event, detection)
         except Exception as exc:  # every failure becomes an event; nothing escapes to the consumer

@@ -5,12 +5,11 @@ partitions, so the LNs of one slide are scored in parallel and one slow LN holds
 partition. The model loads once per worker. Each LN runs in a worker thread, so heartbeats continue
 while it computes; its offset is committed only after the result was acknowledged by the brokers,
 so an LN whose worker stops or dies is scored again by another member, and the reporter stores the
-repeated result once (same ln_id, same event id).
+repeated result once (same ln_id, same event id). See `shared.bus.worker`.
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import torch
@@ -23,8 +22,7 @@ from services.escnn.scoring import LymphNodeScorer, Thresholds
 from services.escnn.streaming import StreamingESCNN
 from shared.bus.app import service_app
 from shared.bus.broker import build_broker
-from shared.bus.publish import publish_event
-from shared.bus.subscribe import consumer_options
+from shared.bus.worker import subscribe_handler
 from shared.errors import ErrorCode, PathStreamError
 from shared.events import LymphNodeDetected
 from shared.settings import PathStreamSettings
@@ -69,9 +67,5 @@ def build_escnn_app(
     handler = EscnnHandler(settings, scorer or load_scorer(settings))
     broker = build_broker(settings, description="PathStream ESCNN worker")
 
-    @broker.subscriber(settings.topic(Topic.LN_DETECTED), **consumer_options(settings, GROUP_ID))
-    async def on_lymph_node(event: LymphNodeDetected) -> None:
-        for result in await asyncio.to_thread(handler.handle, event):
-            await publish_event(broker, settings, result)
-
+    subscribe_handler(broker, settings, Topic.LN_DETECTED, GROUP_ID, LymphNodeDetected, handler.handle)
     return service_app(broker, settings, GROUP_ID), broker

@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 import uuid
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
 from services.escnn.scoring import LymphNodeScorer
 from shared.errors import PathStreamError
 from shared.events import Event, FailureStage, LymphNodeDetected, SlideFailed
 from shared.logs import get_logger
+from shared.retry import retry_retriable
 from shared.settings import PathStreamSettings
 from shared.tilestore.context import tiledb_context
 from shared.tilestore.reader import TileStore
@@ -23,10 +22,6 @@ from shared.tilestore.reader import TileStore
 log = get_logger(__name__)
 
 _EVENT_NAMESPACE = uuid.UUID("0b7f3c1e-5a8d-4f6b-9d2e-7c4a1b9e8f30")
-
-
-def _retriable(exc: BaseException) -> bool:
-    return isinstance(exc, PathStreamError) and exc.retriable
 
 
 class EscnnHandler:
@@ -43,15 +38,10 @@ class EscnnHandler:
         bound = log.bind(slide_id=event.slide_id, study_id=event.study_id, ln_id=event.ln_id)
         started = time.perf_counter()
         try:
-            for attempt in Retrying(
-                stop=stop_after_attempt(self.settings.handler_max_attempts),
-                wait=wait_exponential(multiplier=self.settings.handler_retry_wait_s, max=30),
-                retry=retry_if_exception(_retriable),
-                reraise=True,
-            ):
-                with attempt:
-                    store = TileStore.open(event.store_uri, ctx=self._ctx)
-                    result = self.scorer.score(event, store)
+            result = retry_retriable(
+                self.settings,
+                lambda: self.scorer.score(event, TileStore.open(event.store_uri, ctx=self._ctx)),
+            )
         except Exception as exc:  # every failure becomes an event for this LN
             failed = SlideFailed.from_exception(
                 event.slide_id, event.study_id, FailureStage.SCORE, exc, ln_id=event.ln_id

@@ -1,0 +1,45 @@
+"""Wire a transport-free service handler to the bus: consume one event type, publish what it returns.
+
+Each message is handled in a worker thread, so the event loop keeps heartbeating to the group
+coordinator while a slide or lymph node computes. The results are published (and acknowledged by
+the brokers) before the offset is committed, so a worker that dies mid-message leaves the message
+to the next member of the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+
+from shared.bus.publish import publish_event
+from shared.bus.subscribe import consumer_options
+from shared.events import Event
+from shared.settings import PathStreamSettings
+from shared.topics import Topic
+
+
+def subscribe_handler(
+    broker: KafkaBroker,
+    settings: PathStreamSettings,
+    topic: Topic,
+    group_id: str,
+    event_type: type[Event],
+    handle: Callable[[Any], Sequence[Event]],
+) -> None:
+    """Subscribe `handle(event) -> events to publish` to `topic` in consumer group `group_id`.
+
+    `event_type` is the pydantic model the message body is parsed into (invalid bodies go to the
+    DLQ through the broker's middleware).
+    """
+
+    async def consume(event: Any) -> None:
+        for result in await asyncio.to_thread(handle, event):
+            await publish_event(broker, settings, result)
+
+    # FastStream parses the body into the parameter's annotation.
+    consume.__annotations__ = {"event": event_type, "return": None}
+    consume.__name__ = f"{group_id}_on_{topic.value.replace('.', '_')}"
+    broker.subscriber(settings.topic(topic), **consumer_options(settings, group_id))(consume)
