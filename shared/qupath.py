@@ -10,13 +10,12 @@ rings closed. PathStream writes polygons that way and reads Polygon and MultiPol
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.atomic_files import write_bytes_atomically
 from shared.errors import ErrorCode, PathStreamError
 
 Ring = list[tuple[float, float]]
@@ -73,16 +72,7 @@ def feature(
 
 def write_feature_collection(path: Path, features: list[dict[str, Any]]) -> None:
     """Write a FeatureCollection atomically: readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"type": "FeatureCollection", "features": features})
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(path, json.dumps({"type": "FeatureCollection", "features": features}).encode())
 
 
 def read_annotations(path: Path) -> list[Annotation]:

@@ -10,8 +10,6 @@ input pixels). Labels are taken at the general (paper: 0.4) and screening (0.15)
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 from services.escnn.geometry import NetworkGeometry
 from services.escnn.lymph_node_source import ContourMaskedSource, inside_grid
 from services.escnn.streaming import StreamingESCNN
+from shared.atomic_files import write_bytes_atomically
 from shared.events import LnLabel, LymphNodeDetected, LymphNodeScored
 from shared.tilestore.layout import DETECTOR_1_25X, ESCNN_20X
 from shared.tilestore.reader import StoreArray, TileStore
@@ -225,15 +224,7 @@ def _area(points: list[tuple[int, int]]) -> float:
 
 
 def _write_png(path: Path, bgr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, encoded = cv2.imencode(".png", bgr)
     if not ok:
         raise OSError(f"could not encode the heatmap for {path}")
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(encoded.tobytes())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(path, encoded.tobytes())
