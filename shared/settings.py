@@ -163,6 +163,12 @@ class PathStreamSettings(BaseSettings):
         description="Attempts for a failing handler before the message goes to the DLQ.",
     )
     handler_retry_wait_s: float = Field(default=1.0, ge=0)
+    handler_graceful_timeout_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="On SIGTERM, how long a worker waits for its in-flight message before releasing it "
+        "(its offset stays uncommitted, so another group member processes it).",
+    )
 
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

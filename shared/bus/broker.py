@@ -32,6 +32,9 @@ def build_broker(settings: PathStreamSettings, *, description: str | None = None
         ],
         # Waits for the broker to confirm each write, so an acknowledged event is durable.
         acks="all",
+        # A stopping worker finishes its in-flight slide or LN within this time, or releases it
+        # uncommitted to the rest of the group.
+        graceful_timeout=settings.handler_graceful_timeout_s,
         logger=logging.getLogger(BUS_LOGGER),
         description=description,
     )

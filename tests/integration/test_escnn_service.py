@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -145,3 +147,50 @@ def test_worker_refuses_to_start_without_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(PathStreamError, match="No ESCNN checkpoint") as info:
         load_scorer(PathStreamSettings(data_dir=tmp_path))
     assert info.value.code == ErrorCode.MODEL_UNAVAILABLE
+
+
+class _SlowFirstScorer(_RecordingScorer):
+    """Takes `delay_s` longer on its first LN, so the test can stop the worker mid-LN."""
+
+    def __init__(self, *args: Any, delay_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay_s = delay_s
+
+    def score(self, event: LymphNodeDetected, store: Any) -> Any:
+        if not self.seen:
+            self.seen.append(event.ln_id)
+            time.sleep(self.delay_s)
+            return LymphNodeScorer.score(self, event, store)
+        return super().score(event, store)
+
+
+async def test_a_stopping_worker_releases_its_in_flight_ln_to_the_group(
+    bus_settings: PathStreamSettings, results: dict[str, list[Any]], tmp_path: Path
+) -> None:
+    # What FastStream does on SIGTERM: stop the broker, waiting at most the graceful timeout.
+    settings = bus_settings.model_copy(update={"handler_graceful_timeout_s": 0.5})
+    topic = settings.topic(Topic.LN_DETECTED)
+    await ensure_topics(settings, [topic], partitions=1)  # one partition: B can only get A's LN
+    (event,) = _lymph_nodes(tmp_path, settings, copies=1)[:1]
+    torch.manual_seed(0)
+    engine = StreamingESCNN(build_escnn("resnet18").eval(), tile_size=1024, device="cpu")
+    slow = _SlowFirstScorer(engine, "escnn@sha256:test", Path(settings.artifact_root), seen=[], delay_s=8)
+    _, worker_a = build_escnn_app(settings, slow)
+    producer = build_broker(settings)
+    await start_with_retry(producer, settings)
+    await start_with_retry(worker_a, settings)
+    await publish_event(producer, settings, event)
+    await wait_until(lambda: bool(slow.seen), timeout_s=60, what="worker A to start the LN")
+    await worker_a.stop()  # mid-LN: the LN is released, not lost and not half-published
+    assert not results["scored"]
+    b_seen: list[str] = []
+    _, worker_b = build_escnn_app(settings, _scorer(settings, b_seen))
+    try:
+        await start_with_retry(worker_b, settings)
+        await wait_until(lambda: bool(results["scored"]), timeout_s=120, what="worker B to score the LN")
+        await asyncio.sleep(9)  # A's abandoned computation ends meanwhile; it must publish nothing
+    finally:
+        await worker_b.stop()
+        await producer.stop()
+    assert b_seen == [event.ln_id]
+    assert [e.ln_id for e in results["scored"]] == [event.ln_id]
