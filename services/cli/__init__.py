@@ -12,6 +12,7 @@ from rich.table import Table
 from services.cli import bus, db, ingest, serve, synth, watch
 from services.cli.errors import fail
 from services.detector import commands as detector_commands
+from services.escnn import commands as escnn_commands
 from shared.logs import configure_logging
 from shared.settings import get_settings
 
@@ -36,6 +37,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 train_app.command("detector")(detector_commands.train)
 evaluate_app.command("detector")(detector_commands.evaluate)
+evaluate_app.command("escnn")(escnn_commands.evaluate)
 
 
 @app.callback()

@@ -36,7 +36,8 @@ def _device() -> str:
 
 
 def _load(inputs: list[Path], work: Path, label: str) -> list[TrainingImage]:
-    from services.detector.dataset import find_annotated_slides, load_training_image
+    from services.detector.dataset import load_training_image
+    from shared.annotated_slides import find_annotated_slides
 
     slides = find_annotated_slides(inputs)
     images = []

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from services.detector.dataset import TrainingImage, find_annotated_slides, load_training_image
+from services.detector.dataset import TrainingImage, load_training_image
 from services.detector.model import DetectorConfig
 from services.detector.training import TrainingConfig, TrainingOutcome, train_detector
+from shared.annotated_slides import find_annotated_slides
 from shared.synthetic.lymph_node import write_lymph_node_slide
 from shared.synthetic.truth import LymphNodeSlideTruth
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.detector.dataset import find_annotated_slides, load_training_image
+from services.detector.dataset import load_training_image
 from services.detector.evaluation import evaluate_images
 from services.detector.inference import LymphNodeSegmenter
 from services.detector.model import DetectorConfig, read_checkpoint
 from services.detector.training import RESUME_STATE, TrainingConfig, train_detector
+from shared.annotated_slides import find_annotated_slides
 from shared.errors import PathStreamError
 from tests.integration.detector_cohort import TrainedDetector, make_slide
 
