@@ -75,7 +75,7 @@ def find_annotated_slides(
     path. Raises `PathStreamError(INVALID_CONFIGURATION)` when an input holds none."""
     found: dict[Path, AnnotatedSlide] = {}
     for item in inputs:
-        if (item.is_file() and item.name == TRUTH_FILE) or item.is_file():
+        if item.is_file():
             candidates = [item]
         elif item.is_dir():
             candidates = sorted(item.rglob(TRUTH_FILE)) + sorted(
@@ -93,7 +93,7 @@ def find_annotated_slides(
                 annotated = _from_truth(path)
             else:
                 geojson = path.with_suffix(".geojson")
-                if not geojson.is_file() or path.parent / TRUTH_FILE in found:
+                if not geojson.is_file():
                     continue
                 annotated = _from_geojson(path, geojson, classes)
             found.setdefault(annotated.slide.resolve(), annotated)

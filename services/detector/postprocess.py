@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from shared.polygons import polygon_area
+
 MIN_COMPONENT_PX = 4096
 """Smallest kept component, in pixels of the dilated 7.36 um/px mask (paper: 4096)."""
 
@@ -75,7 +77,7 @@ def contours_to_level0(
         xs = np.clip(np.rint((contour[:, 0] + 0.5) * sx), 0, width - 1).astype(np.int64)
         ys = np.clip(np.rint((contour[:, 1] + 0.5) * sy), 0, height - 1).astype(np.int64)
         points = _drop_repeats(list(zip(xs.tolist(), ys.tolist(), strict=True)))
-        area_px = _shoelace(points)
+        area_px = polygon_area(points) if len(points) >= 3 else 0.0
         if len(points) < 3 or area_px == 0:
             # A mask contour of a >= 4096-pixel component always encloses area; this only guards
             # against degenerate input to this function.
@@ -100,11 +102,3 @@ def _drop_repeats(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
     if len(out) > 1 and out[0] == out[-1]:
         out.pop()
     return out
-
-
-def _shoelace(points: list[tuple[int, int]]) -> float:
-    if len(points) < 3:
-        return 0.0
-    xy = np.asarray(points, dtype=np.float64)
-    x, y = xy[:, 0], xy[:, 1]
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)

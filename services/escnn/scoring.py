@@ -17,10 +17,11 @@ import cv2
 import numpy as np
 
 from services.escnn.geometry import NetworkGeometry
-from services.escnn.lymph_node_source import ContourMaskedSource, inside_grid
+from services.escnn.lymph_node_source import ContourMaskedSource, inside_grid, inside_polygon
 from services.escnn.streaming import StreamingESCNN
 from shared.atomic_files import write_bytes_atomically
 from shared.events import LnLabel, LymphNodeDetected, LymphNodeScored
+from shared.polygons import polygon_area
 from shared.tilestore.layout import DETECTOR_1_25X, ESCNN_20X
 from shared.tilestore.reader import StoreArray, TileStore
 
@@ -149,7 +150,7 @@ class LymphNodeScorer:
             for polygon in lesion_polygons(
                 located.inside_only(cam, self.engine.geometry), self.engine.geometry
             )
-            if len(contour := located.to_level0(polygon)) >= 3 and _area(contour) > 0
+            if len(contour := located.to_level0(polygon)) >= 3 and polygon_area(contour) > 0
         ]
         heatmap = self._write_heatmap(event, store, located, cam, lesions)
         thresholds = self.thresholds
@@ -215,12 +216,7 @@ def _polygon_mask(
     contour: list[tuple[int, int]], array: StoreArray, x: int, y: int, width: int, height: int
 ) -> np.ndarray:
     polygon = np.array([array.from_level0(px, py) for px, py in contour], np.float64)
-    return ContourMaskedSource(array.read, (x, y, width, height), polygon).inside_mask(x, y, width, height)
-
-
-def _area(points: list[tuple[int, int]]) -> float:
-    xy = np.asarray(points, np.float64)
-    return float(abs(np.dot(xy[:, 0], np.roll(xy[:, 1], -1)) - np.dot(xy[:, 1], np.roll(xy[:, 0], -1))) / 2)
+    return inside_polygon(polygon, x, y, width, height)
 
 
 def _write_png(path: Path, bgr: np.ndarray) -> None:

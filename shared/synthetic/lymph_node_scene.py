@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from shared.events import LnLabel
-from shared.synthetic.shapes import Blob, max_diameter, points_inside, polygon_area
+from shared.polygons import polygon_area
+from shared.synthetic.shapes import Blob, max_diameter, points_inside
 from shared.synthetic.truth import (
     ITC_MAX_UM,
     MACRO_MIN_UM,

@@ -59,13 +59,6 @@ class Blob:
         return np.rint(self.outline(points)).astype(np.int32)
 
 
-def polygon_area(polygon: np.ndarray) -> float:
-    """Area enclosed by a polygon in square pixels (shoelace)."""
-    x = polygon[:, 0].astype(np.float64)
-    y = polygon[:, 1].astype(np.float64)
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
-
-
 def max_diameter(polygon: np.ndarray) -> float:
     """Largest distance between two vertices, in pixels."""
     points = polygon.astype(np.float64)

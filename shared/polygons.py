@@ -1,0 +1,14 @@
+"""Polygon measurements shared by the synthetic generator, the detector and ESCNN."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def polygon_area(polygon: np.ndarray | Sequence[tuple[float, float]]) -> float:
+    """Area enclosed by a closed polygon of (x, y) vertices, in square pixels (shoelace)."""
+    xy = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    x, y = xy[:, 0], xy[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
