@@ -106,8 +106,8 @@ class PathStreamSettings(BaseSettings):
     escnn_checkpoint: Path | None = Field(
         default=None, description="ESCNN checkpoint (`pathstream train escnn` output, or torchvision ResNet)."
     )
-    escnn_backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = Field(
-        default="resnet50", description="ESCNN backbone (a PathStream checkpoint must match it)."
+    escnn_backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "compact16"] = (
+        Field(default="resnet50", description="ESCNN backbone (a PathStream checkpoint must match it).")
     )
     escnn_tile_size: int | None = Field(
         default=None,

@@ -37,6 +37,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 train_app.command("detector")(detector_commands.train)
 evaluate_app.command("detector")(detector_commands.evaluate)
+train_app.command("escnn")(escnn_commands.train)
 evaluate_app.command("escnn")(escnn_commands.evaluate)
 
 

@@ -27,12 +27,9 @@ console = Console(highlight=False)
 
 
 def _device() -> str:
-    import torch
+    from shared.devices import resolve_device
 
-    setting = get_settings().device
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return setting
+    return resolve_device(get_settings().device)
 
 
 def _load(inputs: list[Path], work: Path, label: str) -> list[TrainingImage]:

@@ -23,6 +23,7 @@ from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from shared.errors import ErrorCode, PathStreamError
 from shared.model_files import model_version, read_torch_file
+from shared.training_state import save_state_atomically
 
 BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "resnet18": torchvision.models.resnet18,
@@ -218,19 +219,16 @@ def load_backbone_weights(model: DeepLabV3Plus, path: str | Path) -> None:
 
 def save_checkpoint(model: DeepLabV3Plus, path: str | Path, extra: dict[str, Any] | None = None) -> str:
     """Write a PathStream detector checkpoint (config + weights + `extra`); returns its model version."""
-    target = Path(path)
-    partial = target.with_name(target.name + ".partial")
-    torch.save(
+    save_state_atomically(
         {
             "format": CHECKPOINT_FORMAT,
             "config": asdict(model.config),
             "state_dict": model.state_dict(),
             **(extra or {}),
         },
-        partial,
+        path,
     )
-    partial.replace(target)  # never leave a half-written checkpoint under the real name
-    return checkpoint_version(target)
+    return checkpoint_version(path)
 
 
 def checkpoint_version(path: str | Path) -> str:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,12 +37,17 @@ from shared.errors import ErrorCode, PathStreamError
 from shared.imagenet import normalise_uint8
 from shared.logs import get_logger
 from shared.stain import StainJitter
+from shared.training_state import (
+    BEST_CHECKPOINT,
+    METRICS_LOG,
+    RESUME_STATE,
+    InterruptFlag,
+    restore_rng,
+    rng_state_text,
+    save_state_atomically,
+)
 
 log = get_logger(__name__)
-
-BEST_CHECKPOINT = "best.pt"
-RESUME_STATE = "last.pt"
-METRICS_LOG = "metrics.jsonl"
 
 
 @dataclass(frozen=True)
@@ -141,36 +144,6 @@ class CropSampler:
         return images, labels
 
 
-class _InterruptFlag:
-    """Turns Ctrl-C / SIGTERM into a flag the loop checks between iterations (main thread only),
-    so an interruption never lands between an optimiser step and the iteration count."""
-
-    def __init__(self) -> None:
-        self.raised = False
-        self._previous: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.raised = True
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
-def _save_atomically(state: dict[str, Any], path: Path) -> None:
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    partial.replace(path)
-
-
-def _rng_state(rng: np.random.Generator) -> str:
-    # JSON text: numpy's PCG64 state holds 128-bit integers, which weights_only loading refuses.
-    return json.dumps(rng.bit_generator.state)
-
-
 def train_detector(
     train: Sequence[TrainingImage],
     val: Sequence[TrainingImage],
@@ -221,7 +194,7 @@ def train_detector(
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        restore_rng(rng, state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
         iteration, best_iou = state["iteration"], state["best_iou"]
         best_iteration, best_metrics = state["best_iteration"], json.loads(state["best_metrics"])
@@ -229,13 +202,13 @@ def train_detector(
     sampler = CropSampler(train, config, rng)
 
     def save_resume_state() -> None:
-        _save_atomically(
+        save_state_atomically(
             {
                 "config": json.dumps(config.to_json()),
                 "model": model.state_dict(),
                 "optimiser": optimiser.state_dict(),
                 "schedule": schedule.state_dict(),
-                "numpy_rng": _rng_state(rng),
+                "numpy_rng": rng_state_text(rng),
                 "torch_rng": torch.get_rng_state(),
                 "iteration": iteration,
                 "best_iou": best_iou,
@@ -251,7 +224,7 @@ def train_detector(
         model.train()
         return metrics
 
-    stop = _InterruptFlag()
+    stop = InterruptFlag()
     try:
         model.train()
         while iteration < config.iterations:
@@ -290,7 +263,7 @@ def train_detector(
             if progress is not None:
                 progress(iteration, config.iterations, values)
     except KeyboardInterrupt:
-        # Only reached between iterations (see _InterruptFlag), so the saved state is consistent.
+        # Only reached between iterations (see InterruptFlag), so the saved state is consistent.
         save_resume_state()
         log.warning("training_interrupted", iteration=iteration, resume_state=str(resume_path))
         raise

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
@@ -23,6 +22,7 @@ from services.escnn.streaming import StreamingESCNN
 from shared.bus.app import service_app
 from shared.bus.broker import build_broker
 from shared.bus.worker import subscribe_handler
+from shared.devices import resolve_device
 from shared.errors import ErrorCode, PathStreamError
 from shared.events import LymphNodeDetected
 from shared.settings import PathStreamSettings
@@ -42,9 +42,7 @@ def load_scorer(settings: PathStreamSettings) -> LymphNodeScorer:
             "No ESCNN checkpoint is configured.",
             hint="Set PATHSTREAM_ESCNN_CHECKPOINT to a file written by `pathstream train escnn`.",
         )
-    device = settings.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(settings.device)
     model = build_escnn(settings.escnn_backbone, str(settings.escnn_checkpoint)).eval()
     engine = StreamingESCNN(
         model,

@@ -10,6 +10,8 @@ producer thread augments tile by tile, in cache-friendly pieces, while the model
 - `ColourView`: a per-pixel colour transform (stain perturbation, brightness). Transforms must keep
   pure white pure white, so that white tiles stay skippable and skipping stays exact.
 
+- `ImageAugmentation` / `draw_augmentation`: paper 004's training augmentation as such views.
+
 Reading the same window twice gives the same pixels, which the backward pass relies on when it
 recomputes a tile.
 """
@@ -17,11 +19,13 @@ recomputes a tile.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from services.escnn.tiles import ImageSource
+from shared.stain import StainJitter, StainTransform
 
 WHITE = 255
 
@@ -133,3 +137,37 @@ class ColourView:
 
     def read(self, y0: int, x0: int, height: int, width: int) -> np.ndarray:
         return self.transform(self.source.read(y0, x0, height, width))
+
+
+@dataclass(frozen=True)
+class ImageAugmentation:
+    """One drawn augmentation of a whole image: mirror, rotation, stain perturbation.
+
+    Applied as views (`AffineView`, `ColourView`), so the producer thread computes it tile by tile
+    and a recomputed tile gets exactly the same pixels.
+    """
+
+    flip: bool = False
+    degrees: float = 0.0
+    stain: StainTransform | None = None
+
+    def view(self, source: ImageSource) -> ImageSource:
+        """`source` seen through this augmentation (itself when there is nothing to do)."""
+        augmented: ImageSource = source
+        if self.flip or self.degrees:
+            augmented = AffineView.rotation(augmented, self.degrees, self.flip)
+        if self.stain is not None:
+            augmented = ColourView(augmented, self.stain)
+        return augmented
+
+
+def draw_augmentation(
+    rng: np.random.Generator, flip: bool = True, rotate: bool = True, stain: StainJitter | None = None
+) -> ImageAugmentation:
+    """Paper 004's augmentation: mirror with probability 0.5, rotation uniform in [-180, 180)
+    degrees, and (when `stain` is given) its stain-matrix and concentration perturbation."""
+    return ImageAugmentation(
+        flip=bool(flip and rng.random() < 0.5),
+        degrees=float(rng.uniform(-180.0, 180.0)) if rotate else 0.0,
+        stain=stain.sample(rng) if stain is not None else None,
+    )

@@ -1,4 +1,4 @@
-"""One lymph node as an ESCNN image source: its bounding box at 0.46 um/px, white outside its contour.
+"""One lymph node (or several) as an ESCNN image source: a box at 0.46 um/px, white outside the contours.
 
 The LN is never read whole: the streaming engine asks for one tile window at a time, and each
 window is read from the tile store and masked on its own, so memory stays one tile however large
@@ -8,7 +8,7 @@ white-tile skipping recognises.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -19,17 +19,28 @@ RegionReader = Callable[[int, int, int, int], np.ndarray]
 
 
 class ContourMaskedSource:
-    """An `ImageSource` over box (x, y, width, height) of an array, white outside `polygon`.
+    """An `ImageSource` over box (x, y, width, height) of an array, white outside `polygons`.
 
-    `polygon`: float [K, 2] (x, y) vertices in the same array's pixels (not relative to the box).
+    `polygons`: one float [K, 2] (x, y) polygon, or several (a slide's LNs, for slide-level
+    training), in the same array's pixels (not relative to the box). A pixel is kept when it lies
+    inside any of them.
     """
 
-    def __init__(self, read: RegionReader, box: tuple[int, int, int, int], polygon: np.ndarray) -> None:
-        if polygon.ndim != 2 or polygon.shape[1] != 2 or len(polygon) < 3:
-            raise ValueError(f"expected a polygon of at least 3 (x, y) vertices, got shape {polygon.shape}")
+    def __init__(
+        self,
+        read: RegionReader,
+        box: tuple[int, int, int, int],
+        polygons: np.ndarray | Sequence[np.ndarray],
+    ) -> None:
+        rings = [polygons] if isinstance(polygons, np.ndarray) else list(polygons)
+        if not rings:
+            raise ValueError("expected at least one polygon")
+        for ring in rings:
+            if ring.ndim != 2 or ring.shape[1] != 2 or len(ring) < 3:
+                raise ValueError(f"expected polygons of at least 3 (x, y) vertices, got shape {ring.shape}")
         self._read = read
         self.box = box
-        self._polygon = np.asarray(polygon, np.float64)
+        self._polygons = [np.asarray(ring, np.float64) for ring in rings]
 
     @property
     def height(self) -> int:
@@ -56,12 +67,15 @@ class ContourMaskedSource:
 
     def inside_mask(self, x: int, y: int, width: int, height: int) -> np.ndarray:
         """bool height x width for the array pixels of box (x, y, width, height): True where the
-        pixel's centre lies inside the contour (even-odd rule; pixel j spans [j, j + 1)).
+        pixel's centre lies inside a contour (even-odd rule; pixel j spans [j, j + 1)).
 
         Computed row by row from the polygon's edge crossings, so a pixel gets the same answer
         whichever window it is read in: overlapping tiles always agree.
         """
-        return inside_polygon(self._polygon, x, y, width, height)
+        inside = inside_polygon(self._polygons[0], x, y, width, height)
+        for ring in self._polygons[1:]:
+            inside |= inside_polygon(ring, x, y, width, height)
+        return inside
 
 
 def inside_polygon(polygon: np.ndarray, x: int, y: int, width: int, height: int) -> np.ndarray:

@@ -17,10 +17,44 @@ import numpy as np
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.resnet import BasicBlock, conv1x1
 
 from shared.errors import ErrorCode, PathStreamError
 from shared.imagenet import image_to_tensor
 from shared.model_files import model_version, read_torch_file
+from shared.training_state import save_state_atomically
+
+
+def compact_resnet(
+    width: int = 16, blocks: tuple[int, int, int, int] = (1, 1, 1, 1)
+) -> torchvision.models.ResNet:
+    """A narrow ResNet with torchvision's layout (stem, four stages of `BasicBlock`, fc): stage
+    widths width, 2x, 4x, 8x and `blocks` blocks per stage. (16, (1, 1, 1, 1)) costs about 1/40 of a
+    ResNet-18; it exists so that training can be exercised on a CPU, not for diagnostic use."""
+    resnet = torchvision.models.ResNet(BasicBlock, list(blocks))
+    resnet.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    resnet.bn1 = nn.BatchNorm2d(width)
+    stages = []
+    inplanes = width
+    for index, count in enumerate(blocks):
+        planes, stride = width * 2**index, 1 if index == 0 else 2
+        downsample = None
+        if stride != 1 or inplanes != planes:
+            downsample = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+        layers = [BasicBlock(inplanes, planes, stride, downsample)]
+        layers += [BasicBlock(planes, planes) for _ in range(count - 1)]
+        stages.append(nn.Sequential(*layers))
+        inplanes = planes
+    resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4 = stages
+    resnet.fc = nn.Linear(inplanes, 1000)
+    for module in resnet.modules():  # torchvision's initialisation, for the replaced layers
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    return resnet
+
 
 BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "resnet18": torchvision.models.resnet18,
@@ -28,7 +62,9 @@ BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "resnet50": torchvision.models.resnet50,
     "resnet101": torchvision.models.resnet101,
     "resnet152": torchvision.models.resnet152,
+    "compact16": lambda weights=None: compact_resnet(16),
 }
+"""ESCNN backbones. `compact16` (see `compact_resnet`) is for CPU tests and experiments."""
 
 CHECKPOINT_FORMAT = "pathstream-escnn"
 
@@ -221,8 +257,9 @@ def build_escnn(backbone: str = "resnet50", weights: str | None = None) -> Escnn
 
 
 def save_checkpoint(model: EscnnModel, path: str | Path, extra: dict[str, Any] | None = None) -> str:
-    """Write a PathStream checkpoint; returns its model version (`checkpoint_version`)."""
-    torch.save(
+    """Write a PathStream checkpoint (whole or not at all); returns its model version
+    (`checkpoint_version`)."""
+    save_state_atomically(
         {
             "format": CHECKPOINT_FORMAT,
             "backbone": model.backbone,
@@ -237,3 +274,41 @@ def save_checkpoint(model: EscnnModel, path: str | Path, extra: dict[str, Any] |
 def preprocess(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 H x W x 3 RGB -> float32 1 x 3 x H x W: /255, then ImageNet mean/std per channel."""
     return image_to_tensor(image, device)
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: EscnnModel, tiles: list[torch.Tensor]) -> None:
+    """Set every frozen BatchNorm's statistics to those of its input on `tiles` (normalised float
+    1 x 3 x H x W), in network order, so that a model trained from scratch starts with unit-scale
+    activations (with frozen BatchNorm nothing else would normalise them). Then zero the last
+    BatchNorm scale of every residual block, so that each block starts as the identity (Goyal et
+    al. 2017). For models started from pretrained weights this is not used: their statistics are
+    the pretrained ones."""
+    sums: dict[FrozenBatchNorm2d, list[torch.Tensor]] = {}
+    handles = []
+
+    def collect(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        assert isinstance(module, FrozenBatchNorm2d)
+        x = inputs[0].transpose(0, 1).reshape(inputs[0].shape[1], -1)
+        stats = sums.setdefault(module, [torch.zeros(x.shape[0]), torch.zeros(x.shape[0]), torch.zeros(1)])
+        stats[0] += x.sum(1).cpu()
+        stats[1] += (x * x).sum(1).cpu()
+        stats[2] += x.shape[1]
+
+    # Layer by layer: each layer's statistics are measured with the earlier layers calibrated.
+    order = [m for m in model.modules() if isinstance(m, FrozenBatchNorm2d)]
+    for layer in order:
+        handle = layer.register_forward_pre_hook(collect)
+        handles.append(handle)
+        for tile in tiles:
+            model.features(tile)
+        handle.remove()
+        total, squares, count = sums[layer]
+        mean = total / count
+        layer.running_mean.copy_(mean)
+        layer.running_var.copy_((squares / count - mean * mean).clamp_min(1e-6))
+    for module in model.modules():
+        if isinstance(module, BasicBlock):
+            nn.init.zeros_(module.bn2.weight)
+        elif isinstance(module, torchvision.models.resnet.Bottleneck):
+            nn.init.zeros_(module.bn3.weight)

@@ -198,26 +198,37 @@ def _place_lesion(rng: np.random.Generator, node: NodePlan, diameter_px: float) 
 
 
 def plan_scene(
-    width: int, height: int, mpp: float, nodes: int, seed: int, positive_fraction: float = 0.4
+    width: int,
+    height: int,
+    mpp: float,
+    nodes: int,
+    seed: int,
+    positive_fraction: float = 0.4,
+    node_size_um: tuple[float, float] = (MIN_NODE_UM, MAX_NODE_UM),
 ) -> ScenePlan:
     """Lay out `nodes` lymph nodes with deposits, fat pads and distractor fragments.
 
-    Raises ValueError when the slide is too small (in micrometres) for that many nodes.
+    Node diameters lie in `node_size_um` (default 0.7-5 mm, capped by the room on the slide; small
+    perigastric nodes of 0.2-0.7 mm exist too). Raises ValueError when the slide is too small (in
+    micrometres) for that many nodes.
     """
+    smallest_um, biggest_um = node_size_um
+    if not 0 < smallest_um <= biggest_um:
+        raise ValueError(f"node sizes {node_size_um} are not a range of positive diameters")
     rng = np.random.default_rng(seed)
     width_um, height_um = width * mpp, height * mpp
     # Each node needs its fat pad (up to 1.4x, wobbling) plus the gap to its neighbours.
     footprint = PAD_MAX * 1.12
     share_um = math.sqrt(width_um * height_um / (nodes + 0.5)) if nodes else 0.0
     largest_um = min(
-        MAX_NODE_UM,
+        biggest_um,
         (share_um - NODE_GAP_UM) / footprint,
         (min(width_um, height_um) - NODE_GAP_UM) / footprint,
     )
-    if nodes and largest_um < MIN_NODE_UM:
+    if nodes and largest_um < smallest_um:
         raise ValueError(
             f"A {width_um / 1000:.1f} x {height_um / 1000:.1f} mm slide has no room for {nodes} lymph "
-            f"nodes of at least {MIN_NODE_UM / 1000:.1f} mm; make it larger (--width/--height) or "
+            f"nodes of at least {smallest_um / 1000:.1f} mm; make it larger (--width/--height) or "
             "coarser (--mpp), or ask for fewer nodes."
         )
     placer = _Placer(rng, width, height)
@@ -231,13 +242,13 @@ def plan_scene(
     plans: list[NodePlan] = []
     fat: list[np.ndarray] = []
     for index in range(nodes):
-        diameter_um = float(rng.uniform(max(MIN_NODE_UM, largest_um * 0.45), largest_um))
+        diameter_um = float(rng.uniform(max(smallest_um, largest_um * 0.45), largest_um))
         aspect = float(rng.uniform(0.6, 0.92))
         pad_scale = float(rng.uniform(1.15, PAD_MAX))
         centre = placer.place(diameter_um / mpp / 2 * pad_scale * 1.12, gap)
-        while centre is None and diameter_um > MIN_NODE_UM:
+        while centre is None and diameter_um > smallest_um:
             # Crowded: try a smaller node before giving up.
-            diameter_um = max(MIN_NODE_UM, diameter_um * 0.85)
+            diameter_um = max(smallest_um, diameter_um * 0.85)
             centre = placer.place(diameter_um / mpp / 2 * pad_scale * 1.12, gap)
         if centre is None:
             raise ValueError(

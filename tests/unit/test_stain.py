@@ -37,3 +37,16 @@ def test_stain_vectors_turn_by_at_most_the_configured_angle() -> None:
 def test_non_rgb_input_is_refused() -> None:
     with pytest.raises(ValueError, match="uint8"):
         StainJitter().sample(np.random.default_rng(0))(np.zeros((4, 4), np.uint8))
+
+
+def test_fast_path_matches_the_optical_density_definition() -> None:
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    image[:8] = 255
+    drawn = StainJitter().sample(rng)
+    od = -np.log((image.astype(np.float64) + 1.0) / 256.0)
+    concentrations = od @ np.linalg.inv(HED_FROM_RGB_OD) * drawn.scale
+    expected = np.clip(np.rint(256.0 * np.exp(-np.maximum(concentrations @ drawn.stains, 0.0)) - 1.0), 0, 255)
+    out = drawn(image[:, ::-1])[:, ::-1]  # a non-contiguous view is accepted too
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+    assert (out[:8] == 255).all()
