@@ -4,6 +4,7 @@
   lands between an optimiser step and the step count.
 - `save_state_atomically`: a resume state (or checkpoint) is written whole or not at all.
 - `BEST_CHECKPOINT`, `RESUME_STATE`, `METRICS_LOG`: the file names every training run writes.
+- `load_resume_state`: a resume state, refused when the run's settings differ.
 - `rng_state_text` / `restore_rng`: numpy generator state as JSON text, because PCG64 holds 128-bit
   integers that `torch.load(weights_only=True)` refuses.
 """
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from shared.atomic_files import write_atomically
+from shared.errors import ErrorCode, PathStreamError
 
 BEST_CHECKPOINT = "best.pt"
 """The lowest-validation-loss (or best-metric) model: what gets served; its hash is the version."""
@@ -53,6 +55,21 @@ class InterruptFlag:
 def save_state_atomically(state: dict[str, Any], path: str | Path) -> None:
     """`torch.save(state, path)` through a temporary file and a rename: never a half-written file."""
     write_atomically(Path(path), lambda handle: torch.save(state, handle))
+
+
+def load_resume_state(path: Path, config_text: str) -> dict[str, Any]:
+    """The resume state at `path` (written by a run whose settings serialise to `config_text`).
+
+    Raises `PathStreamError(INVALID_CONFIGURATION)` when it was written with other settings.
+    """
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    if state["config"] != config_text:
+        raise PathStreamError(
+            ErrorCode.INVALID_CONFIGURATION,
+            f"{path} was written with other training settings; a resumed run must use the same.",
+            hint="Repeat the original options, or train into a new --out folder.",
+        )
+    return state
 
 
 def rng_state_text(rng: np.random.Generator) -> str:

@@ -48,6 +48,7 @@ from shared.training_state import (
     METRICS_LOG,
     RESUME_STATE,
     InterruptFlag,
+    load_resume_state,
     save_state_atomically,
 )
 
@@ -236,13 +237,7 @@ def train_escnn(
     best_metrics: dict[str, Any] = {}
     resume_path = out_dir / RESUME_STATE
     if resume and resume_path.is_file():
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)
-        if state["config"] != json.dumps(config.to_json()):
-            raise PathStreamError(
-                ErrorCode.INVALID_CONFIGURATION,
-                f"{resume_path} was written with other training settings; a resumed run must use the same.",
-                hint="Repeat the original options, or train into a new --out folder.",
-            )
+        state = load_resume_state(resume_path, json.dumps(config.to_json()))
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         epoch, position, steps = state["epoch"], state["position"], state["steps"]
