@@ -213,6 +213,10 @@ class StudyReport(Base):
     below_ajcc_minimum: Mapped[bool] = mapped_column(Boolean)
     trigger: Mapped[str] = mapped_column(String(64), comment="what produced this version")
     fhir: Mapped[dict[str, Any]]
+    content: Mapped[dict[str, Any] | None] = mapped_column(comment="the report content this version states")
+    published_at: Mapped[datetime | None] = mapped_column(
+        index=True, comment="when ReportReady for this version was accepted by the broker; NULL = not yet"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utc_now, server_default=func.now())
 
 
