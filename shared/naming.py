@@ -24,3 +24,15 @@ def slide_id_for(path: Path) -> str:
     """The default slide id of a slide file or DICOM folder: its name without the extension."""
     name = path.name if path.is_dir() else path.stem
     return safe_id(name)
+
+
+DEFAULT_STUDY_PATTERN = r"^(?P<study>[^_ ]+)[_ ]"
+"""Study id from the slide name: the text before the first underscore or space (S23-0001_A1)."""
+
+
+def study_id_from_name(path: Path, pattern: str = DEFAULT_STUDY_PATTERN) -> str:
+    """The study id a slide's file name states (`pattern`'s `study` group), else its slide id."""
+    match = re.match(pattern, path.name)
+    if match and match.groupdict().get("study"):
+        return safe_id(match.group("study"))
+    return slide_id_for(path)

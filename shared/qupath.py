@@ -24,6 +24,7 @@ CLASS_COLOURS = {
     "Lymph node": (0, 160, 220),
     "Positive": (200, 0, 0),
     "Negative": (0, 150, 0),
+    "Tumor": (200, 0, 0),
 }
 
 

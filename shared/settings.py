@@ -170,6 +170,19 @@ class PathStreamSettings(BaseSettings):
         "(its offset stays uncommitted, so another group member processes it).",
     )
 
+    # Reporter and review API.
+    report_outbox_poll_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between the reporter's sweeps for unpublished report versions (amendments).",
+    )
+    api_max_body_bytes: int = Field(
+        default=5_000_000, ge=1024, description="Largest request body the review API accepts (413 above)."
+    )
+    review_token: SecretStr | None = Field(
+        default=None, description="Bearer token `pathstream review` acts with (`pathstream users token`)."
+    )
+
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"

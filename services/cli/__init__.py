@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.cli import bus, db, ingest, serve, synth, watch
+from services.cli import api, bus, db, ingest, review, run, serve, synth, users, watch
 from services.cli.errors import fail
 from services.detector import commands as detector_commands
 from services.escnn import commands as escnn_commands
@@ -30,6 +30,11 @@ app.command("ingest")(ingest.ingest)
 app.add_typer(synth.app, name="synth")
 app.command("watch")(watch.watch)
 app.command("serve")(serve.serve)
+app.command("run")(run.run)
+app.command("demo")(run.demo)
+app.add_typer(review.app, name="review")
+app.add_typer(users.app, name="users")
+app.add_typer(api.app, name="api")
 
 train_app = typer.Typer(help="Train a service's model.", no_args_is_help=True)
 evaluate_app = typer.Typer(help="Evaluate a trained model on annotated data.", no_args_is_help=True)
@@ -38,6 +43,7 @@ app.add_typer(evaluate_app, name="evaluate")
 train_app.command("detector")(detector_commands.train)
 evaluate_app.command("detector")(detector_commands.evaluate)
 train_app.command("escnn")(escnn_commands.train)
+train_app.command("escnn-patches")(escnn_commands.pretrain_patches)
 evaluate_app.command("escnn")(escnn_commands.evaluate)
 
 

@@ -20,6 +20,7 @@ class Service(StrEnum):
 
     DETECTOR = "detector"
     ESCNN = "escnn"
+    REPORTER = "reporter"
 
 
 def _build(service: Service, settings: PathStreamSettings) -> FastStream:
@@ -32,6 +33,12 @@ def _build(service: Service, settings: PathStreamSettings) -> FastStream:
         from services.escnn.app import build_escnn_app
 
         return build_escnn_app(settings)[0]
+    if service == Service.REPORTER:
+        from services.reporter.app import build_reporter_app
+        from shared.db.migrate import require_current_schema
+
+        require_current_schema(settings.database_url)
+        return build_reporter_app(settings)[0]
     raise AssertionError(f"unhandled service {service}")  # pragma: no cover - the enum is exhaustive
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import typer
 
-from services.scanner.bridge import DEFAULT_STUDY_PATTERN, BridgeConfig, ScannerBridge
+from services.scanner.bridge import BridgeConfig, ScannerBridge
 from shared.bus.broker import build_broker
 from shared.bus.startup import connect_with_retry
 from shared.db import migrate
 from shared.db.engine import create_db_engine, session_factory
 from shared.events import Specimen
+from shared.naming import DEFAULT_STUDY_PATTERN
 from shared.settings import get_settings
 
 

@@ -71,7 +71,11 @@ def train(
     batch_size: int = typer.Option(8, "--batch-size", min=2),
     crop: int = typer.Option(512, "--crop", min=64, help="Crop side at 7.36 um/px (multiple of 16)."),
     learning_rate: float = typer.Option(0.01, "--lr", min=0.0),
-    backbone: str = typer.Option("resnet50", "--backbone", help="resnet18, resnet34, resnet50 or resnet101."),
+    backbone: str = typer.Option(
+        "resnet50",
+        "--backbone",
+        help="resnet18, resnet34, resnet50, resnet101, or compact16 / compact32 (CPU demos).",
+    ),
     aspp_channels: int = typer.Option(256, "--aspp-channels", min=8),
     decoder_channels: int = typer.Option(256, "--decoder-channels", min=8),
     validate_every: int = typer.Option(1000, "--validate-every", min=1),

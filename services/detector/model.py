@@ -23,6 +23,7 @@ from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from shared.errors import ErrorCode, PathStreamError
 from shared.model_files import model_version, read_torch_file
+from shared.resnets import compact_resnet
 from shared.training_state import save_state_atomically
 
 BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
@@ -30,7 +31,10 @@ BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "resnet34": torchvision.models.resnet34,
     "resnet50": torchvision.models.resnet50,
     "resnet101": torchvision.models.resnet101,
+    "compact16": lambda weights=None: compact_resnet(16),
+    "compact32": lambda weights=None: compact_resnet(32),
 }
+"""Detector encoders; the compact ones (see `shared.resnets`) are for CPU demos and tests."""
 CHECKPOINT_FORMAT = "pathstream-detector"
 NUM_CLASSES = 2
 LN_CLASS = 1

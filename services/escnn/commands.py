@@ -298,3 +298,34 @@ def train(
         f"AUC {'n/a' if auc is None else f'{auc:.4f}'}; "
         f"stopped by {outcome.stopped} after {outcome.epochs} epochs"
     )
+
+
+def pretrain_patches(
+    train_inputs: list[Path] = typer.Option(
+        ..., "--train", help="Folder(s) of synthetic training slides (truth.json with lesion outlines)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Checkpoint file to write (give it to train escnn --weights)."
+    ),
+    backbone: str = typer.Option("compact16", "--backbone", help="ESCNN backbone."),
+    iterations: int = typer.Option(300, "--iterations", min=1),
+    patch: int = typer.Option(96, "--patch", min=32, help="Patch side at 0.46 um/px."),
+    seed: int = typer.Option(0, "--seed"),
+    work: Path | None = typer.Option(None, "--work", help="Tile stores of the slides (default beside OUT)."),
+) -> None:
+    """Starting weights without ImageNet: pretrain the backbone on lesion vs. node patches, head zeroed.
+
+    For sites and demos without ImageNet weights on disk; see services/escnn/patch_pretraining.py.
+    """
+    from services.escnn.patch_pretraining import pretrain_on_lesion_patches
+
+    pretrain_on_lesion_patches(
+        train_inputs,
+        work or out.parent / "stores",
+        out,
+        backbone=backbone,
+        iterations=iterations,
+        patch=patch,
+        seed=seed,
+    )
+    Console(highlight=False).print(f"wrote {out}")

@@ -51,6 +51,7 @@ class StudySummary:
     below_ajcc_minimum: bool
     lymph_nodes: tuple[LymphNodeFinding, ...]
     model_versions: tuple[str, ...]
+    amendments: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able dict (what is stored with a report version and compared between versions)."""
@@ -95,7 +96,7 @@ def summarise(inputs: StudyInputs) -> StudySummary:
     status: ReportStatus
     if not inputs.slides or complete < len(inputs.slides):
         status = "partial"
-    elif any(ln.reviewed for ln in inputs.lymph_nodes):
+    elif inputs.amendments or any(ln.reviewed for ln in inputs.lymph_nodes):
         status = "amended"
     else:
         status = "preliminary"
@@ -114,4 +115,5 @@ def summarise(inputs: StudyInputs) -> StudySummary:
         below_ajcc_minimum=category is not None and below_ajcc_minimum(examined),
         lymph_nodes=inputs.lymph_nodes,
         model_versions=tuple(sorted({ln.model_version for ln in inputs.lymph_nodes if ln.model_version})),
+        amendments=inputs.amendments,
     )

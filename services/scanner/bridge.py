@@ -26,14 +26,11 @@ from shared.db.models import WatchedSlide, WatchedSlideStatus
 from shared.events import SlideScanned, Specimen
 from shared.events.base import utc_now
 from shared.logs import get_logger
-from shared.naming import safe_id, slide_id_for
+from shared.naming import DEFAULT_STUDY_PATTERN, safe_id, slide_id_for, study_id_from_name
 from shared.settings import PathStreamSettings
 from shared.tilestore.fingerprint import slide_sha256
 
 log = get_logger(__name__)
-
-DEFAULT_STUDY_PATTERN = r"^(?P<study>[^_ ]+)[_ ]"
-"""Study id from the slide name: the text before the first underscore or space (S23-0001_A1)."""
 
 
 @dataclass
@@ -64,7 +61,7 @@ class ScannerBridge:
         self.broker = broker
         self.sessions = sessions
         self.tracker = CompletionTracker(config.settle_s)
-        self.study_pattern = re.compile(config.study_pattern)
+        re.compile(config.study_pattern)  # a bad pattern fails here, at start, not per slide
         self.handled: dict[Path, Snapshot] = {}
         """Slides already dealt with in this run, so an unchanged file is not hashed again."""
         self.stopping = asyncio.Event()
@@ -76,10 +73,7 @@ class ScannerBridge:
         relative = path.relative_to(self.config.root)
         if len(relative.parts) > 1:
             return safe_id(relative.parts[0])
-        match = self.study_pattern.match(path.name)
-        if match and match.groupdict().get("study"):
-            return safe_id(match.group("study"))
-        return slide_id_for(path)
+        return study_id_from_name(path, self.config.study_pattern)
 
     # -- state -------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.errors import ErrorCode, PathStreamError
@@ -63,7 +63,7 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def database_unavailable(url: str, exc: OperationalError) -> PathStreamError:
+def database_unavailable(url: str, exc: DBAPIError) -> PathStreamError:
     """Wrap a connection failure into a retriable error that names the (masked) database."""
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
     return PathStreamError(

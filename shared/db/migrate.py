@@ -11,7 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.exc import OperationalError
 
 from shared.db.engine import create_db_engine, database_unavailable
-from shared.settings import normalise_database_url
+from shared.errors import ErrorCode, PathStreamError
+from shared.settings import mask_database_url, normalise_database_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -51,6 +52,21 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None, "no migrations found"
     return head
+
+
+def require_current_schema(database_url: str) -> None:
+    """Raise `PathStreamError(INVALID_CONFIGURATION)` unless the database is at the newest revision.
+
+    Services call this at start: writing to an older schema would fail on every message.
+    """
+    current, head = current_revision(database_url), head_revision()
+    if current != head:
+        raise PathStreamError(
+            ErrorCode.INVALID_CONFIGURATION,
+            f"Database {mask_database_url(database_url)} is at schema revision {current or 'none'}; "
+            f"this PathStream needs {head}.",
+            hint="Run `pathstream db upgrade` (with the same PATHSTREAM_DATABASE_URL) first.",
+        )
 
 
 def _run(action, database_url: str) -> None:  # type: ignore[no-untyped-def]

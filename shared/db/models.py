@@ -264,6 +264,39 @@ class AuditEntry(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+class Role(StrEnum):
+    """What an API user may do: read (`viewer`), or read and amend results (`pathologist`)."""
+
+    VIEWER = "viewer"
+    PATHOLOGIST = "pathologist"
+
+
+class User(Base):
+    """A person who may use the review API; `user_id` is what the audit trail records."""
+
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, server_default=func.now())
+    disabled_at: Mapped[datetime | None] = mapped_column(comment="set when access was withdrawn")
+
+
+class ApiToken(Base):
+    """A bearer token of a user, stored only as its SHA-256; the token itself is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True, comment="public part, for revoking")
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, server_default=func.now())
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
 class WatchedSlideStatus(StrEnum):
     """Where the scanner bridge is with a slide file it found."""
 

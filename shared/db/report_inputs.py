@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.db.models import LymphNode, Slide, SlideStatus
+from shared.db.models import AuditEntry, LymphNode, Slide, SlideStatus
 from shared.events import LnLabel, Specimen
 
 
@@ -51,6 +51,8 @@ class StudyInputs:
     study_id: str
     slides: tuple[SlideInputs, ...]
     lymph_nodes: tuple[LymphNodeFinding, ...]
+    amendments: int = 0
+    """Pathologist amendments recorded for the study (audit entries)."""
 
     @property
     def ln_positive(self) -> int:
@@ -64,8 +66,34 @@ class StudyInputs:
 
 
 def load_study_inputs(session: Session, study_id: str) -> StudyInputs:
-    """Read the report inputs of `study_id` (empty when the study is unknown)."""
+    """Read the report inputs of `study_id` (empty when the study is unknown).
+
+    A slide's `ln_count` is the detector's count adjusted by review: LNs a pathologist removed are
+    subtracted and LNs they added are added, so a reviewed slide is still complete.
+    """
     slides = session.scalars(select(Slide).where(Slide.study_id == study_id).order_by(Slide.slide_id)).all()
+    removed = dict(
+        session.execute(
+            select(LymphNode.slide_id, func.count())
+            .where(
+                LymphNode.study_id == study_id,
+                LymphNode.removed.is_(True),
+                LymphNode.added_by_review.is_(False),
+            )
+            .group_by(LymphNode.slide_id)
+        ).all()
+    )
+    added = dict(
+        session.execute(
+            select(LymphNode.slide_id, func.count())
+            .where(
+                LymphNode.study_id == study_id,
+                LymphNode.removed.is_(False),
+                LymphNode.added_by_review.is_(True),
+            )
+            .group_by(LymphNode.slide_id)
+        ).all()
+    )
     nodes = session.scalars(
         select(LymphNode)
         .where(LymphNode.study_id == study_id, LymphNode.removed.is_(False))
@@ -94,10 +122,17 @@ def load_study_inputs(session: Session, study_id: str) -> StudyInputs:
                 slide_id=slide.slide_id,
                 specimen=slide.specimen,
                 status=slide.status,
-                ln_count=slide.ln_count,
+                ln_count=None
+                if slide.ln_count is None
+                else slide.ln_count - removed.get(slide.slide_id, 0) + added.get(slide.slide_id, 0),
                 ln_scored=sum(1 for f in own if f.label is not None),
                 ln_positive=sum(1 for f in own if f.label == LnLabel.POSITIVE),
                 ln_negative=sum(1 for f in own if f.label == LnLabel.NEGATIVE),
             )
         )
-    return StudyInputs(study_id=study_id, slides=tuple(slide_inputs), lymph_nodes=findings)
+    amendments = session.scalar(
+        select(func.count()).select_from(AuditEntry).where(AuditEntry.study_id == study_id)
+    )
+    return StudyInputs(
+        study_id=study_id, slides=tuple(slide_inputs), lymph_nodes=findings, amendments=amendments or 0
+    )

@@ -25,6 +25,8 @@ TABLES = {
     "processed_events",
     "audit_entries",
     "watched_slides",
+    "users",
+    "api_tokens",
 }
 
 

@@ -1,0 +1,42 @@
+"""`pathstream api ...`: serve the review API, or print its OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from shared.settings import get_settings
+
+app = typer.Typer(help="The pathologist review API (FastAPI).", no_args_is_help=True)
+
+
+def _build():  # type: ignore[no-untyped-def]
+    from services.reporter.api import build_api
+    from services.reporter.auth import DatabaseTokens
+    from services.reporter.review import Review
+    from shared.db.engine import create_db_engine, session_factory
+
+    settings = get_settings()
+    sessions = session_factory(create_db_engine(settings.database_url))
+    return build_api(Review(sessions), DatabaseTokens(sessions), settings.api_max_body_bytes)
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 in a container)."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535),
+) -> None:
+    """Serve the API with uvicorn (behind the hospital's TLS-terminating proxy)."""
+    import uvicorn
+
+    from shared.db.migrate import require_current_schema
+
+    require_current_schema(get_settings().database_url)
+    uvicorn.run(_build(), host=host, port=port, log_config=None, proxy_headers=True)
+
+
+@app.command("openapi")
+def openapi() -> None:
+    """Print the API's OpenAPI document (JSON)."""
+    print(json.dumps(_build().openapi(), indent=2))

@@ -1,0 +1,1 @@
+"""The demonstration: a synthetic gastric study, the bundled demo checkpoints, and their recipe."""

@@ -1,0 +1,98 @@
+"""What `pathstream demo` adds to the embedded run: the bundled models and the study's known truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from services.demo.cohort import DemoSlide
+from services.escnn.lymph_node_source import inside_grid
+from services.reporter.staging import pn_category
+from shared.db.engine import create_db_engine, session_factory
+from shared.db.models import LymphNode
+from shared.errors import ErrorCode, PathStreamError
+from shared.events import LnLabel
+from shared.naming import slide_id_for
+from shared.settings import PathStreamSettings
+
+CHECKPOINTS = Path(__file__).with_name("checkpoints")
+DETECTOR_CHECKPOINT = CHECKPOINTS / "detector.pt"
+ESCNN_CHECKPOINT = CHECKPOINTS / "escnn.pt"
+ESCNN_BACKBONE = "compact16"
+ESCNN_TILE_SIZE = 1024
+
+
+def demo_settings(settings: PathStreamSettings, out: Path) -> PathStreamSettings:
+    """`settings` with everything the demo writes under `out` (its own SQLite database, stores and
+    artifacts) and the bundled demo checkpoints. Raises `PathStreamError(MODEL_UNAVAILABLE)` when a
+    checkpoint is missing from the installation."""
+    for checkpoint in (DETECTOR_CHECKPOINT, ESCNN_CHECKPOINT):
+        if not checkpoint.is_file():
+            raise PathStreamError(
+                ErrorCode.MODEL_UNAVAILABLE,
+                f"The demo checkpoint {checkpoint} is missing from this installation.",
+                hint="Reinstall PathStream from its repository, or rebuild the checkpoints with "
+                "`python -m services.demo.train_models --work DIR`.",
+            )
+    data = out / "data"
+    return settings.model_copy(
+        update={
+            "data_dir": data,
+            "database_url": f"sqlite:///{data / 'pathstream.db'}",
+            "store_root": str(data / "stores"),
+            "artifact_root": str(data / "artifacts"),
+            "allowed_roots": [str(out)],
+            "detector_checkpoint": DETECTOR_CHECKPOINT,
+            "escnn_checkpoint": ESCNN_CHECKPOINT,
+            "escnn_backbone": ESCNN_BACKBONE,
+            "escnn_tile_size": ESCNN_TILE_SIZE,
+        }
+    )
+
+
+def _describe(positive: bool, lesions: list[str]) -> str:
+    return f"metastatic ({', '.join(lesions)})" if positive else "no metastasis"
+
+
+def truth_by_ln(settings: PathStreamSettings, slides: list[DemoSlide]) -> dict[str, Any]:
+    """Match every detected LN to the true LN containing its contour's centre and summarise the
+    truth: {"lymph_nodes": {ln_id: {"positive", "describe", "true_index"}}, "missed": [...],
+    "positive", "lymph_nodes_total", "pn_category"}."""
+    engine = create_db_engine(settings.database_url)
+    matched: dict[str, dict[str, Any]] = {}
+    missed: list[str] = []
+    try:
+        with session_factory(engine)() as session:
+            for slide in slides:
+                slide_id = slide_id_for(slide.path)
+                found = set()
+                for node in session.scalars(select(LymphNode).where(LymphNode.slide_id == slide_id)):
+                    contour = np.array(node.review_contour or node.contour, np.float64)
+                    cx, cy = contour.mean(0)
+                    for truth in slide.truth.lymph_nodes:
+                        ring = np.array(truth.polygon, np.float64)
+                        if inside_grid(ring, np.array([cx]), np.array([cy]))[0, 0]:
+                            positive = truth.label == LnLabel.POSITIVE
+                            matched[node.ln_id] = {
+                                "true_index": truth.index,
+                                "positive": positive,
+                                "describe": _describe(positive, [str(x.size_class) for x in truth.lesions]),
+                            }
+                            found.add(truth.index)
+                            break
+                missed += [
+                    f"{slide_id} true LN {t.index}" for t in slide.truth.lymph_nodes if t.index not in found
+                ]
+    finally:
+        engine.dispose()
+    positives = sum(1 for s in slides for t in s.truth.lymph_nodes if t.label == LnLabel.POSITIVE)
+    return {
+        "lymph_nodes": matched,
+        "missed": missed,
+        "positive": positives,
+        "lymph_nodes_total": sum(len(s.truth.lymph_nodes) for s in slides),
+        "pn_category": pn_category(positives),
+    }

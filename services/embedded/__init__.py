@@ -1,0 +1,1 @@
+"""The embedded run: all services in one process (SQLite, local TileDB, no servers)."""

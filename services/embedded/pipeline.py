@@ -1,0 +1,165 @@
+"""The embedded run: every service's handler in one process, SQLite and local TileDB, no servers.
+
+`EmbeddedPipeline.run` does for a list of slides what the distributed deployment does through
+Kafka: a `SlideScanned` per slide (as the scanner bridge would announce it), the detector's
+handler, ESCNN's handler per LN, and the reporter's handler for every event, in that order. The
+handlers are the services' own (`services.*.handler`); only the transport differs, so an embedded
+report equals the distributed one for the same slides and models. Report versions are "published"
+by writing their FHIR document to `OUT/reports/`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.detector.handler import DetectorHandler
+from services.escnn.handler import EscnnHandler
+from services.reporter.geojson_export import slide_feature_collection
+from services.reporter.handler import ReporterHandler
+from shared.atomic_files import write_bytes_atomically
+from shared.db import migrate
+from shared.db.engine import create_db_engine, session_factory
+from shared.db.models import LymphNode
+from shared.errors import ErrorCode, PathStreamError
+from shared.events import Event, LymphNodeDetected, ReportReady, SlideScanned, Specimen
+from shared.logs import get_logger
+from shared.naming import slide_id_for, study_id_from_name
+from shared.settings import PathStreamSettings
+from shared.tilestore.fingerprint import slide_sha256
+
+log = get_logger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""progress(what, done, total): `what` is "slides" or "lymph nodes"."""
+
+
+@dataclass(frozen=True)
+class SlideInput:
+    """One slide to run: its file and the ids it is reported under."""
+
+    path: Path
+    slide_id: str
+    study_id: str
+
+
+def plan_slides(paths: list[Path], study_id: str | None) -> list[SlideInput]:
+    """Ids for the slide files: slide id from the file name; study id `study_id` when given, else
+    the name's prefix before the first `_` (as `pathstream watch` does). Raises
+    `PathStreamError(SLIDE_NOT_FOUND / INVALID_CONFIGURATION)` for a missing file or a repeated id."""
+    planned: list[SlideInput] = []
+    for path in paths:
+        if not path.exists():
+            raise PathStreamError(
+                ErrorCode.SLIDE_NOT_FOUND,
+                f"Slide {path} does not exist.",
+                hint="Check the path (slide files, or DICOM / MRXS folders).",
+            )
+        resolved = path.resolve()
+        planned.append(SlideInput(resolved, slide_id_for(resolved), study_id or study_id_from_name(resolved)))
+    seen: dict[str, Path] = {}
+    for slide in planned:
+        if slide.slide_id in seen:
+            raise PathStreamError(
+                ErrorCode.INVALID_CONFIGURATION,
+                f"{seen[slide.slide_id]} and {slide.path} would both be slide {slide.slide_id}.",
+                hint="Rename one of them; slide ids come from file names.",
+            )
+        seen[slide.slide_id] = slide.path
+    return planned
+
+
+class EmbeddedPipeline:
+    """The services' handlers wired in-process; results in the settings' database and `out`."""
+
+    def __init__(
+        self,
+        settings: PathStreamSettings,
+        out: Path,
+        detector: DetectorHandler,
+        escnn: EscnnHandler,
+        progress: Progress | None = None,
+    ) -> None:
+        migrate.upgrade(settings.database_url)
+        self.settings = settings
+        self.out = out
+        self.detector = detector
+        self.escnn = escnn
+        self.engine = create_db_engine(settings.database_url)
+        self.sessions = session_factory(self.engine)
+        self.reporter = ReporterHandler(settings, self.sessions)
+        self.progress = progress or (lambda what, done, total: None)
+        self.published: list[ReportReady] = []
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def run(self, slides: list[SlideInput], specimen: Specimen = Specimen.LYMPH_NODE) -> list[str]:
+        """Process `slides` end to end; return the study ids they belong to (in first-seen order).
+
+        A slide that fails (unreadable, no usable resolution, ...) is reported as failed in its
+        study; the others go on.
+        """
+        if specimen != Specimen.LYMPH_NODE:
+            raise PathStreamError(
+                ErrorCode.INVALID_CONFIGURATION,
+                f"Specimen {specimen.value} has no embedded pipeline in this version of PathStream.",
+                hint="Run lymph-node slides (--specimen lymph_node); bone-marrow classification is "
+                "being added by the marrow service.",
+            )
+        studies: list[str] = []
+        for done, slide in enumerate(slides):
+            self.progress("slides", done, len(slides))
+            if slide.study_id not in studies:
+                studies.append(slide.study_id)
+            self._run_slide(slide, specimen)
+        self.progress("slides", len(slides), len(slides))
+        for slide in slides:
+            self._write_slide_outputs(slide.slide_id)
+        return studies
+
+    def _run_slide(self, slide: SlideInput, specimen: Specimen) -> None:
+        scanned = SlideScanned(
+            slide_id=slide.slide_id,
+            study_id=slide.study_id,
+            specimen=specimen,
+            uri=str(slide.path),
+            sha256=slide_sha256(slide.path),
+        )
+        self._report(scanned)
+        detected = self.detector.handle(scanned)
+        nodes = [e for e in detected if isinstance(e, LymphNodeDetected)]
+        for event in detected:
+            if not isinstance(event, LymphNodeDetected):
+                self._report(event)
+        for done, node in enumerate(nodes):
+            self.progress("lymph nodes", done, len(nodes))
+            for result in self.escnn.handle(node):
+                self._report(result)
+        self.progress("lymph nodes", len(nodes), len(nodes))
+
+    def _report(self, event: Event) -> None:
+        for report in self.reporter.handle(event):
+            path = self.out / "reports" / report.study_id / f"report-v{report.report_version:03d}.json"
+            write_bytes_atomically(path, json.dumps(report.fhir_report, indent=2).encode())
+            self.reporter.published(report)
+            self.published.append(report)
+
+    def _write_slide_outputs(self, slide_id: str) -> None:
+        """OUT/<slide_id>/lymph_nodes.geojson (QuPath) and the LNs' CAM heatmap PNGs."""
+        folder = self.out / slide_id
+        with self.sessions() as session:
+            collection = slide_feature_collection(session, slide_id)
+            heatmaps = [
+                n.heatmap_uri for n in session.query(LymphNode).filter_by(slide_id=slide_id) if n.heatmap_uri
+            ]
+        write_bytes_atomically(folder / "lymph_nodes.geojson", json.dumps(collection).encode())
+        for uri in heatmaps:
+            source = Path(uri)
+            if source.is_file():
+                (folder / "heatmaps").mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, folder / "heatmaps" / source.name)

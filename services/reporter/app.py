@@ -1,0 +1,98 @@
+"""The reporter as a FastStream service: consumer group `reporter` on every result topic.
+
+`pathstream serve reporter` runs it against PostgreSQL. One subscriber reads `slides.scanned`,
+`slides.detected`, `ln.scored`, `marrow.classified` and `slides.failed`; each message is parsed by
+its topic's event type (a body that does not validate goes to the DLQ), applied in one transaction
+and its offset committed only after the resulting `ReportReady` events were acknowledged by the
+brokers and marked published. On start the reporter first publishes any version an earlier run
+committed but did not get out, and every `PATHSTREAM_REPORT_OUTBOX_POLL_S` seconds it publishes the
+versions that pathologist amendments (review API and CLI) committed. Run more than one reporter for
+availability; the study row lock keeps version numbers unique.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.reporter.handler import CONSUMER, REPORTER_INPUTS, ReporterHandler
+from shared.bus.app import service_app
+from shared.bus.broker import build_broker
+from shared.bus.publish import publish_event
+from shared.bus.subscribe import consumer_options
+from shared.db.engine import create_db_engine, session_factory
+from shared.events import Event, ReportReady
+from shared.logs import get_logger
+from shared.settings import PathStreamSettings
+
+log = get_logger(__name__)
+
+GROUP_ID = CONSUMER
+
+
+async def publish_reports(
+    broker: KafkaBroker, settings: PathStreamSettings, handler: ReporterHandler, reports: list[ReportReady]
+) -> None:
+    """Publish each report version in order and mark it published once the brokers have it."""
+    for report in reports:
+        await publish_event(broker, settings, report)
+        await asyncio.to_thread(handler.published, report)
+        log.info(
+            "report_published",
+            study_id=report.study_id,
+            report_version=report.report_version,
+            pn_category=None if report.pn_category is None else report.pn_category.value,
+        )
+
+
+def build_reporter_app(
+    settings: PathStreamSettings, sessions: sessionmaker[Session] | None = None
+) -> tuple[FastStream, KafkaBroker]:
+    """The reporter's FastStream app and broker; `sessions` defaults to `PATHSTREAM_DATABASE_URL`."""
+    handler = ReporterHandler(settings, sessions or session_factory(create_db_engine(settings.database_url)))
+    broker = build_broker(settings, description="PathStream reporter")
+    event_types: dict[str, type[Event]] = {settings.topic(t.TOPIC): t for t in REPORTER_INPUTS}
+    # One publisher at a time, so versions leave in order and none is sent twice by this process.
+    publishing = asyncio.Lock()
+
+    async def reporter_consume(body: dict[str, Any], message: KafkaMessage) -> None:
+        topic = message.raw_message.topic  # type: ignore[union-attr]
+        # A ValidationError here sends the message to the DLQ (see shared.bus.dead_letter).
+        event = event_types[topic].model_validate(body)
+        await asyncio.to_thread(handler.handle, event)
+        async with publishing:
+            # Re-read under the lock: the outbox sweeper may have published some meanwhile.
+            reports = await asyncio.to_thread(handler.pending, event.study_id)  # type: ignore[attr-defined]
+            await publish_reports(broker, settings, handler, reports)
+
+    broker.subscriber(*event_types, **consumer_options(settings, GROUP_ID))(reporter_consume)
+    app = service_app(broker, settings, GROUP_ID)
+
+    sweeper: list[asyncio.Task[None]] = []
+
+    async def sweep_outbox() -> None:
+        # Amendments made through the review API or CLI commit report versions without an event;
+        # this loop publishes them (and anything an earlier publish left behind).
+        while True:
+            try:
+                async with publishing:
+                    await publish_reports(broker, settings, handler, await asyncio.to_thread(handler.pending))
+            except Exception:  # a broker or database outage: log it and try again next sweep
+                log.warning("outbox_sweep_failed", exc_info=True)
+            await asyncio.sleep(settings.report_outbox_poll_s)
+
+    @app.after_startup
+    async def start_outbox_sweeper() -> None:
+        sweeper.append(asyncio.create_task(sweep_outbox()))
+
+    @app.on_shutdown
+    async def stop_outbox_sweeper() -> None:
+        for task in sweeper:
+            task.cancel()
+
+    return app, broker

@@ -1,0 +1,77 @@
+"""A study's current report as plain JSON: what `pathstream run`, the review CLI and the API show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.reporter.staging import pn_category
+from services.reporter.summary import summarise
+from shared.db.models import LymphNode, Slide, StudyReport
+from shared.db.report_inputs import load_study_inputs
+
+
+def study_result(session: Session, study_id: str) -> dict[str, Any]:
+    """The study's current report as plain JSON: study and per-slide `positive`, `negative`,
+    `pn_category` (None before any LN was examined), slide status and failure, and per-LN `lns`
+    with `score` (0-1), `label` (effective: the pathologist's when reviewed) and heatmap path."""
+    summary = summarise(load_study_inputs(session, study_id))
+    version = session.scalar(
+        select(StudyReport.version)
+        .where(StudyReport.study_id == study_id)
+        .order_by(StudyReport.version.desc())
+    )
+    slides = []
+    for line in summary.slides:
+        slide = session.get(Slide, line.slide_id)
+        nodes = session.scalars(
+            select(LymphNode)
+            .where(LymphNode.slide_id == line.slide_id, LymphNode.removed.is_(False))
+            .order_by(LymphNode.index)
+        ).all()
+        examined = line.positive + line.negative
+        slides.append(
+            {
+                "slide_id": line.slide_id,
+                "status": line.status,
+                "ln_count": line.ln_count,
+                "positive": line.positive,
+                "negative": line.negative,
+                "pn_category": pn_category(line.positive) if examined else None,
+                "failure": None
+                if slide is None or slide.failure_code is None
+                else {"code": slide.failure_code, "message": slide.failure_message},
+                "lns": [
+                    {
+                        "ln_id": n.ln_id,
+                        "index": n.index,
+                        "score": n.score,
+                        "label": _effective_label(n),
+                        "screening_label": None if n.screening_label is None else n.screening_label.value,
+                        "reviewed": n.review_label is not None,
+                        "heatmap": n.heatmap_uri,
+                    }
+                    for n in nodes
+                ],
+            }
+        )
+    return {
+        "study_id": study_id,
+        "report_version": version,
+        "status": summary.status,
+        "positive": summary.positive,
+        "negative": summary.negative,
+        "examined": summary.examined,
+        "pn_category": None if summary.pn_category is None else summary.pn_category.value,
+        "below_ajcc_minimum": summary.below_ajcc_minimum,
+        "slides_failed": summary.slides_failed,
+        "model_versions": list(summary.model_versions),
+        "slides": slides,
+    }
+
+
+def _effective_label(node: LymphNode) -> str | None:
+    label = node.review_label or node.label
+    return None if label is None else label.value

@@ -1,0 +1,122 @@
+"""The embedded run (`pathstream run`, `pathstream demo`) through the real command line, with the
+bundled demo checkpoints, real synthetic slides, SQLite and local TileDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+
+from services.demo.cohort import write_demo_study
+from services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
+from services.reporter.staging import pn_category
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=800,
+        check=False,
+        env={**os.environ, "PATHSTREAM_LOG_LEVEL": "WARNING", **(env or {})},
+    )
+
+
+def _models(data_dir: Path) -> dict[str, str]:
+    return {
+        "PATHSTREAM_DATA_DIR": str(data_dir),
+        "PATHSTREAM_DETECTOR_CHECKPOINT": str(DETECTOR_CHECKPOINT),
+        "PATHSTREAM_ESCNN_CHECKPOINT": str(ESCNN_CHECKPOINT),
+        "PATHSTREAM_ESCNN_BACKBONE": ESCNN_BACKBONE,
+        "PATHSTREAM_ESCNN_TILE_SIZE": "1024",
+    }
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("demo")
+    result = _cli("demo", "--slides", "2", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    parsed: dict[str, Any] = json.loads(result.stdout)
+    return parsed
+
+
+def test_demo_reports_counts_pn_and_every_ln(demo: dict[str, Any]) -> None:
+    (study,) = demo["studies"]
+    assert study["study_id"] == "DEMO-0001" and study["status"] == "preliminary"
+    assert [s["slide_id"] for s in study["slides"]] == ["DEMO-0001_A1", "DEMO-0001_A2"]
+    assert study["positive"] == sum(s["positive"] for s in study["slides"])
+    assert study["negative"] == sum(s["negative"] for s in study["slides"])
+    assert study["pn_category"] == pn_category(study["positive"]) and study["below_ajcc_minimum"]
+    for slide in study["slides"]:
+        assert slide["status"] == "complete" and len(slide["lns"]) == slide["ln_count"] > 0
+        assert slide["pn_category"] == pn_category(slide["positive"])
+        for ln in slide["lns"]:
+            assert 0.0 <= ln["score"] <= 1.0 and ln["label"] == (
+                "positive" if ln["score"] >= 0.4 else "negative"
+            )
+            assert Path(ln["heatmap"]).is_file()
+        geojson = json.loads(Path(slide["geojson"]).read_text())
+        assert sum(f["properties"]["pathstream"]["kind"] == "lymph_node" for f in geojson["features"]) == len(
+            slide["lns"]
+        )
+
+
+def test_demo_writes_valid_fhir_for_every_version(demo: dict[str, Any]) -> None:
+    reports = sorted((Path(demo["out"]) / "results" / "reports" / "DEMO-0001").glob("report-v*.json"))
+    assert len(reports) == demo["studies"][0]["report_version"]
+    final = DiagnosticReport.model_validate(json.loads(reports[-1].read_text()))
+    assert final.status == "preliminary" and final.conclusion is not None
+    assert f"pN {demo['studies'][0]['pn_category']}" in final.conclusion
+
+
+def test_demo_models_find_and_call_the_synthetic_nodes(demo: dict[str, Any]) -> None:
+    """The bundled models on held-out demo slides (a sanity bar for the demo, not a clinical claim)."""
+    truth = demo["truth"]
+    detected = len(truth["lymph_nodes"])
+    assert detected >= 0.75 * truth["lymph_nodes_total"], truth["missed"]
+    lns = [ln for s in demo["studies"][0]["slides"] for ln in s["lns"]]
+    agree = sum((ln["label"] == "positive") == truth["lymph_nodes"][ln["ln_id"]]["positive"] for ln in lns)
+    assert agree >= 0.75 * len(lns), (agree, len(lns))
+
+
+def test_run_matches_the_same_slides_twice_and_reports_a_broken_slide(tmp_path: Path) -> None:
+    slides = write_demo_study(tmp_path / "slides", 1)
+    broken = tmp_path / "slides" / "DEMO-0001_B1.tif"
+    broken.write_bytes(b"not a tiff at all")
+    env = _models(tmp_path / "data")
+    args = ("run", str(slides[0].path), str(broken), "--out", str(tmp_path / "out"), "--json")
+    first = _cli(*args, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = _cli(*args, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    (study,), (repeat,) = json.loads(first.stdout)["studies"], json.loads(again.stdout)["studies"]
+    assert repeat == study  # idempotent: the same slides make no new report version
+    by_id = {s["slide_id"]: s for s in study["slides"]}
+    assert by_id["DEMO-0001_B1"]["status"] == "failed" and by_id["DEMO-0001_B1"]["failure"]["code"]
+    assert by_id["DEMO-0001_A1"]["status"] == "complete" and study["slides_failed"] == 1
+
+
+def test_run_refuses_bad_input_clearly(tmp_path: Path) -> None:
+    missing = _cli("run", str(tmp_path / "nope.svs"), "--out", str(tmp_path / "out"), env=_models(tmp_path))
+    assert (
+        missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    )
+    slide = write_demo_study(tmp_path / "slides", 1)[0].path
+    no_model = _cli(
+        "run",
+        str(slide),
+        "--out",
+        str(tmp_path / "out"),
+        env={"PATHSTREAM_DATA_DIR": str(tmp_path)},
+    )
+    assert no_model.returncode == 2 and "MODEL_UNAVAILABLE" in no_model.stderr

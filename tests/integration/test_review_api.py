@@ -1,0 +1,246 @@
+"""The review API over real HTTP (uvicorn on a free port) and a real PostgreSQL database.
+
+Covers authentication (no token, unknown, revoked, expired-by-disable), roles (a viewer cannot
+amend), the audit trail naming the authenticated user, 4xx for invalid input with nothing changed,
+each amendment making a new report version, and the QuPath GeoJSON export / import round trip.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.reporter.api import build_api
+from services.reporter.auth import DatabaseTokens
+from services.reporter.handler import ReporterHandler
+from services.reporter.review import Review
+from shared.db import migrate
+from shared.db.engine import create_db_engine, session_factory
+from shared.db.models import ApiToken, AuditEntry, Role, StudyReport
+from shared.settings import PathStreamSettings
+from tests.samples import ln_scored, slide_detected
+
+pytestmark = pytest.mark.integration
+
+SQUARE = [[2000, 2000], [2600, 2000], [2600, 2500], [2000, 2500]]
+BOWTIE = [[0, 0], [100, 100], [100, 0], [0, 100]]
+
+
+@dataclass
+class Api:
+    url: str
+    sessions: sessionmaker[Session]
+    tokens: DatabaseTokens
+    viewer: str
+    pathologist: str
+
+    def call(self, method: str, path: str, token: str | None, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def state(self) -> tuple[int, int]:
+        """(report versions, audit entries): what an amendment must change and a refusal must not."""
+        with self.sessions() as session:
+            versions = session.scalar(select(func.count()).select_from(StudyReport)) or 0
+            audits = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+            return versions, audits
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def api(pg_url: str, tmp_path: Any) -> Iterator[Api]:
+    migrate.upgrade(pg_url)
+    engine = create_db_engine(pg_url)
+    sessions = session_factory(engine)
+    reporter = ReporterHandler(PathStreamSettings(data_dir=tmp_path), sessions)
+    for event in [slide_detected(ln_count=2), ln_scored(0, 0.9), ln_scored(1, 0.1)]:
+        reporter.handle(event)
+    tokens = DatabaseTokens(sessions)
+    tokens.add_user("vera", Role.VIEWER)
+    tokens.add_user("paula", Role.PATHOLOGIST, "Dr Paula")
+    port = _free_port()
+    app = build_api(Review(sessions), tokens, max_body_bytes=64_000)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield Api(
+        f"http://127.0.0.1:{port}",
+        sessions,
+        tokens,
+        tokens.issue("vera").token,
+        tokens.issue("paula").token,
+    )
+    server.should_exit = True
+    thread.join(10)
+    engine.dispose()
+
+
+def test_every_route_needs_a_valid_token(api: Api) -> None:
+    assert api.call("GET", "/studies/ST-001", None).status_code == 401
+    assert api.call("GET", "/openapi.json", None).status_code == 401
+    refused = api.call("GET", "/studies/ST-001", "pst_0000_not-a-real-token")
+    assert refused.status_code == 401 and "unknown, revoked" in refused.json()["message"]
+    assert api.call("PUT", "/lymph-nodes/S-001-ln000/label", None, json={}).status_code == 401
+    schema = api.call("GET", "/openapi.json", api.viewer)
+    assert schema.status_code == 200 and "/lymph-nodes/{ln_id}/label" in schema.json()["paths"]
+
+
+def test_revoked_tokens_and_disabled_users_are_refused(api: Api) -> None:
+    assert api.call("GET", "/studies/ST-001", api.viewer).status_code == 200
+    with api.sessions() as session:
+        token_id = session.scalars(select(ApiToken.token_id).where(ApiToken.user_id == "vera")).one()
+    api.tokens.revoke(token_id)
+    assert api.call("GET", "/studies/ST-001", api.viewer).status_code == 401
+    api.tokens.set_disabled("paula", True)
+    assert api.call("GET", "/studies/ST-001", api.pathologist).status_code == 401
+    with api.sessions() as session:  # only hashes are stored
+        stored = session.scalars(select(ApiToken.token_sha256)).all()
+    assert api.viewer not in stored and all(len(h) == 64 for h in stored)
+
+
+def test_a_viewer_reads_but_cannot_amend(api: Api) -> None:
+    study = api.call("GET", "/studies/ST-001", api.viewer).json()
+    assert (study["positive"], study["negative"], study["pn_category"]) == (1, 1, "N1")
+    before = api.state()
+    refused = api.call(
+        "PUT", "/lymph-nodes/S-001-ln001/label", api.viewer, json={"label": "positive", "reason": "x"}
+    )
+    assert refused.status_code == 403 and "may not amend" in refused.json()["message"]
+    assert api.state() == before
+
+
+def test_a_label_change_is_audited_as_the_authenticated_user(api: Api) -> None:
+    before = api.state()
+    body = {"label": "positive", "reason": "Tumour cells on deeper levels."}
+    spoofed = api.call(
+        "PUT", "/lymph-nodes/S-001-ln001/label", api.pathologist, json={**body, "actor": "vera"}
+    )
+    assert spoofed.status_code == 422 and api.state() == before  # no client-chosen identity
+    done = api.call("PUT", "/lymph-nodes/S-001-ln001/label", api.pathologist, json=body)
+    assert done.status_code == 200, done.text
+    assert done.json()["report_version"] == before[0] + 1
+    study = api.call("GET", "/studies/ST-001", api.viewer).json()
+    assert (study["positive"], study["negative"], study["status"]) == (2, 0, "amended")
+    audit = api.call("GET", "/studies/ST-001/audit", api.viewer).json()
+    assert [(a["actor"], a["action"], a["reason"]) for a in audit] == [
+        ("paula", "set_label", "Tumour cells on deeper levels.")
+    ]
+    assert audit[0]["before"]["label"] == "negative" and audit[0]["after"]["review_label"] == "positive"
+    with api.sessions() as session:
+        latest = session.scalars(select(StudyReport).order_by(StudyReport.version.desc())).first()
+        assert latest is not None and latest.fhir["status"] == "amended" and latest.published_at is None
+
+
+LN0 = "/lymph-nodes/S-001-ln000"
+INVALID = [
+    ("PUT", "/lymph-nodes/NOPE/label", {"label": "positive", "reason": "r"}, 404, "no lymph node NOPE"),
+    ("PUT", f"{LN0}/contour", {"contour": [[0, 0], [1, 1]], "reason": "r"}, 422, ""),
+    ("PUT", f"{LN0}/contour", {"contour": BOWTIE, "reason": "r"}, 422, "crosses itself"),
+    ("PUT", f"{LN0}/contour", {"contour": [[0, 0], [5, 5], [9, 9]], "reason": "r"}, 422, "no area"),
+    ("PUT", f"{LN0}/contour", {"contour": SQUARE, "reason": "  "}, 422, "reason"),
+    ("PUT", f"{LN0}/label", {"label": "maybe", "reason": "r"}, 422, ""),
+    ("POST", "/slides/NOPE/lymph-nodes", {"contour": SQUARE, "label": "negative", "reason": "r"}, 404, ""),
+    ("PUT", f"{LN0}/contour", {"contour": [[i, i % 7] for i in range(9000)], "reason": "r"}, 413, "exceeds"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "message"), INVALID)
+def test_invalid_input_is_refused_and_changes_nothing(
+    api: Api, method: str, path: str, body: dict[str, Any], status: int, message: str
+) -> None:
+    before = api.state()
+    response = api.call(method, path, api.pathologist, json=body)
+    assert response.status_code == status, response.text
+    assert message in response.text
+    assert api.state() == before
+
+
+def test_contour_add_and_remove_each_make_a_version(api: Api) -> None:
+    versions = [api.state()[0]]
+    edited = api.call(
+        "PUT",
+        "/lymph-nodes/S-001-ln000/contour",
+        api.pathologist,
+        json={"contour": SQUARE, "reason": "tighter"},
+    )
+    assert edited.status_code == 200, edited.text
+    versions.append(edited.json()["report_version"])
+    added = api.call(
+        "POST",
+        "/slides/S-001/lymph-nodes",
+        api.pathologist,
+        json={"contour": [[5000, 5000], [5400, 5000], [5400, 5300]], "label": "positive", "reason": "missed"},
+    )
+    assert added.status_code == 201, added.text
+    versions.append(added.json()["report_version"])
+    removed = api.call("POST", "/lymph-nodes/S-001-ln001/remove", api.pathologist, json={"reason": "fat"})
+    versions.append(removed.json()["report_version"])
+    assert versions == list(range(versions[0], versions[0] + 4))
+    study = api.call("GET", "/studies/ST-001", api.viewer).json()
+    assert (study["positive"], study["negative"], study["status"]) == (2, 0, "amended")
+    assert study["slides"][0]["status"] == "complete"  # removed and added LNs keep the slide complete
+    lns = {ln["ln_id"]: ln for ln in study["slides"][0]["lns"]}
+    assert "S-001-ln001" not in lns and len(lns) == 2
+    geojson = api.call("GET", "/slides/S-001/geojson", api.viewer).json()
+    first = next(f for f in geojson["features"] if f["properties"]["name"] == "S-001-ln000")
+    assert first["geometry"]["coordinates"][0][:4] == SQUARE
+
+
+def test_qupath_export_and_import_round_trip(api: Api) -> None:
+    exported = api.call("GET", "/slides/S-001/geojson", api.viewer).json()
+    ln_features = [
+        f for f in exported["features"] if f["properties"]["classification"]["name"] == "Lymph node"
+    ]
+    assert len(ln_features) == 2 and ln_features[0]["properties"]["measurements"]["ESCNN score"] == 0.9
+    unchanged = api.call(
+        "POST", "/slides/S-001/geojson", api.pathologist, json={"geojson": exported, "reason": "no edits"}
+    )
+    assert unchanged.status_code == 200 and unchanged.json()["report_version"] is None
+    # In QuPath: LN 1 reclassified Positive, LN 0 deleted, a new Negative LN drawn.
+    edited = {"type": "FeatureCollection", "features": []}
+    second = ln_features[1]
+    second["properties"]["classification"] = {"name": "Positive", "color": [200, 0, 0]}
+    edited["features"].append(second)
+    edited["features"].append(
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [[*SQUARE, SQUARE[0]]]},
+            "properties": {"objectType": "annotation", "classification": {"name": "Negative"}},
+        }
+    )
+    before = api.state()
+    imported = api.call(
+        "POST", "/slides/S-001/geojson", api.pathologist, json={"geojson": edited, "reason": "QuPath review"}
+    )
+    assert imported.status_code == 200, imported.text
+    assert sorted(imported.json()["actions"]) == ["add", "label", "remove"]
+    assert api.state() == (before[0] + 1, before[1] + 3)  # one version, three audit entries
+    study = api.call("GET", "/studies/ST-001", api.viewer).json()
+    assert (study["positive"], study["negative"]) == (1, 1)
+    bowtie = dict(second, geometry={"type": "Polygon", "coordinates": [BOWTIE]})
+    crossing = {"type": "FeatureCollection", "features": [bowtie]}
+    refused = api.call(
+        "POST", "/slides/S-001/geojson", api.pathologist, json={"geojson": crossing, "reason": "r"}
+    )
+    assert refused.status_code == 422 and "crosses itself" in refused.text
+    assert api.state() == (before[0] + 1, before[1] + 3)
