@@ -66,7 +66,7 @@ def main() -> None:
     escnn = _pathstream(
         "train", "escnn", "--train", str(train), "--val", str(val), "--out", str(work / "escnn"),
         "--work", str(stores), "--backbone", "compact16", "--weights", str(start), "--lr", "1e-3",
-        "--reduced-lr", "1e-4", "--patience", "2", "--max-epochs", "6", "--tile-size", "1024",
+        "--reduced-lr", "1e-4", "--patience", "2", "--max-epochs", "2", "--tile-size", "1024",
         "--seed", "0", "--json",
     )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)

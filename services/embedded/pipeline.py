@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from shared.settings import PathStreamSettings
 from shared.tilestore.fingerprint import slide_sha256
 
 log = get_logger(__name__)
+
+_SCAN_NAMESPACE = uuid.UUID("5c2e7d10-8a4f-4b6e-9f31-0d7a2c6b8e45")
 
 Progress = Callable[[str, int, int], None]
 """progress(what, done, total): `what` is "slides" or "lymph nodes"."""
@@ -123,12 +126,15 @@ class EmbeddedPipeline:
         return studies
 
     def _run_slide(self, slide: SlideInput, specimen: Specimen) -> None:
+        sha256 = slide_sha256(slide.path)
         scanned = SlideScanned(
+            # The same file under the same id is the same scan: a rerun is a redelivery, not news.
+            event_id=uuid.uuid5(_SCAN_NAMESPACE, f"{slide.slide_id}/{slide.study_id}/{sha256}"),
             slide_id=slide.slide_id,
             study_id=slide.study_id,
             specimen=specimen,
             uri=str(slide.path),
-            sha256=slide_sha256(slide.path),
+            sha256=sha256,
         )
         self._report(scanned)
         detected = self.detector.handle(scanned)

@@ -109,7 +109,7 @@ def diagnostic_report(summary: StudySummary, version: int, issued: datetime) -> 
                 "issued": stamp,
                 "valueCodeableConcept": {
                     "coding": [{"system": AJCC_SYSTEM, "code": summary.pn_category.value}],
-                    "text": f"pN{summary.pn_category.value}",
+                    "text": f"p{summary.pn_category.value}",
                 },
                 "device": {"reference": f"#{DEVICE_ID}"},
             }
@@ -118,7 +118,7 @@ def diagnostic_report(summary: StudySummary, version: int, issued: datetime) -> 
     failed = [s.slide_id for s in summary.slides if s.status == "failed"]
     conclusion = (
         f"{summary.positive} of {summary.examined} regional lymph nodes positive"
-        + (f"; pN{summary.pn_category.value}" if summary.pn_category else "")
+        + (f"; p{summary.pn_category.value}" if summary.pn_category else "")
         + ("; fewer than 15 lymph nodes examined" if summary.below_ajcc_minimum else "")
         + (f"; failed slides: {', '.join(failed)}" if failed else "")
         + f"; {summary.slides_complete} of {summary.slide_count} slides complete."

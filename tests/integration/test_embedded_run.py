@@ -44,7 +44,7 @@ def _models(data_dir: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("demo")
-    result = _cli("demo", "--slides", "2", "--out", str(out), "--json")
+    result = _cli("demo", "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     parsed: dict[str, Any] = json.loads(result.stdout)
     return parsed
@@ -53,10 +53,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_demo_reports_counts_pn_and_every_ln(demo: dict[str, Any]) -> None:
     (study,) = demo["studies"]
     assert study["study_id"] == "DEMO-0001" and study["status"] == "preliminary"
-    assert [s["slide_id"] for s in study["slides"]] == ["DEMO-0001_A1", "DEMO-0001_A2"]
+    assert [s["slide_id"] for s in study["slides"]] == [f"DEMO-0001_A{i}" for i in range(1, 5)]
     assert study["positive"] == sum(s["positive"] for s in study["slides"])
     assert study["negative"] == sum(s["negative"] for s in study["slides"])
-    assert study["pn_category"] == pn_category(study["positive"]) and study["below_ajcc_minimum"]
+    assert study["pn_category"] == pn_category(study["positive"])
+    assert study["below_ajcc_minimum"] == (study["examined"] < 15)
     for slide in study["slides"]:
         assert slide["status"] == "complete" and len(slide["lns"]) == slide["ln_count"] > 0
         assert slide["pn_category"] == pn_category(slide["positive"])
@@ -76,7 +77,7 @@ def test_demo_writes_valid_fhir_for_every_version(demo: dict[str, Any]) -> None:
     assert len(reports) == demo["studies"][0]["report_version"]
     final = DiagnosticReport.model_validate(json.loads(reports[-1].read_text()))
     assert final.status == "preliminary" and final.conclusion is not None
-    assert f"pN {demo['studies'][0]['pn_category']}" in final.conclusion
+    assert f"p{demo['studies'][0]['pn_category']};" in final.conclusion  # e.g. "pN2;"
 
 
 def test_demo_models_find_and_call_the_synthetic_nodes(demo: dict[str, Any]) -> None:
@@ -85,8 +86,10 @@ def test_demo_models_find_and_call_the_synthetic_nodes(demo: dict[str, Any]) -> 
     detected = len(truth["lymph_nodes"])
     assert detected >= 0.75 * truth["lymph_nodes_total"], truth["missed"]
     lns = [ln for s in demo["studies"][0]["slides"] for ln in s["lns"]]
-    agree = sum((ln["label"] == "positive") == truth["lymph_nodes"][ln["ln_id"]]["positive"] for ln in lns)
-    assert agree >= 0.75 * len(lns), (agree, len(lns))
+    positive = [ln["score"] for ln in lns if truth["lymph_nodes"][ln["ln_id"]]["positive"]]
+    negative = [ln["score"] for ln in lns if not truth["lymph_nodes"][ln["ln_id"]]["positive"]]
+    pairs = [(p > n) + 0.5 * (p == n) for p in positive for n in negative]
+    assert positive and negative and sum(pairs) / len(pairs) >= 0.8  # measured: 0.93 on 8 + 7 LNs
 
 
 def test_run_matches_the_same_slides_twice_and_reports_a_broken_slide(tmp_path: Path) -> None:
