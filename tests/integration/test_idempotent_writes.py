@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db import migrate
 from shared.db.apply import apply_event
-from shared.db.engine import create_db_engine, session_factory
 from shared.db.models import LymphNode, MarrowResult, ProcessedEvent, Slide, SlideStatus
 from shared.db.report_inputs import StudyInputs, load_study_inputs
 from shared.events import LnLabel
@@ -27,14 +24,6 @@ from tests.samples import (
 pytestmark = pytest.mark.integration
 
 CONSUMER = "reporter"
-
-
-@pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    migrate.upgrade(db_url)
-    engine = create_db_engine(db_url)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def _inputs(sessions: sessionmaker[Session], study_id: str = "ST-001") -> StudyInputs:

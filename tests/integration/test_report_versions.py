@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.reporter.versions import mark_published, record_report_version, unpublished_reports
-from shared.db import migrate
 from shared.db.apply import apply_event
-from shared.db.engine import create_db_engine, session_factory
 from shared.db.models import SlideReport, StudyReport
 from shared.events import Event, PnCategory
 from tests.samples import ln_scored, slide_detected, slide_failed
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    migrate.upgrade(db_url)
-    engine = create_db_engine(db_url)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def _apply(sessions: sessionmaker[Session], event: Event) -> int | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,14 +28,6 @@ from tests.integration.bus_helpers import wait_until
 from tests.samples import ln_scored, report_ready, slide_detected, slide_failed, slide_scanned
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    migrate.upgrade(db_url)
-    engine = create_db_engine(db_url)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def _study_events() -> list[Event]:
