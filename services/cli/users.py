@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from services.reporter.auth import DatabaseTokens
 from shared.db.engine import create_db_engine, session_factory
@@ -75,7 +75,8 @@ def token(
 @app.command("tokens")
 def tokens(user_id: str | None = typer.Argument(None)) -> None:
     """List tokens (ids and dates, never the secrets)."""
-    table = Table("token id", "user", "created", "expires", "revoked", "last used")
+    table = Table("user", "created", "expires", "revoked", "last used")
+    table.columns.insert(0, Column("token id", no_wrap=True))
     for row in _tokens().tokens(user_id):
         table.add_row(
             row.token_id,
