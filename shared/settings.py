@@ -153,7 +153,7 @@ class PathStreamSettings(BaseSettings):
     topic_prefix: str = Field(
         default="",
         pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*\.)?$",
-        description="Prefix for every topic name, e.g. `prod.`, to share a cluster between environments.",
+        description="Prefix of every topic and consumer group, e.g. `prod.`, to share a cluster.",
     )
 
     # Consumers.

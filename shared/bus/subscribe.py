@@ -17,7 +17,9 @@ def consumer_options(settings: PathStreamSettings, group_id: str, **overrides: A
     the earliest retained message, so a service started after a scan still sees it.
     """
     options: dict[str, Any] = {
-        "group_id": group_id,
+        # Environments sharing a cluster (PATHSTREAM_TOPIC_PREFIX) must not share consumer groups,
+        # or one environment's workers would take part in the other's rebalances.
+        "group_id": settings.topic(group_id),
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.kafka_session_timeout_ms,
