@@ -125,6 +125,28 @@ class PathStreamSettings(BaseSettings):
         default=0.15, gt=0, lt=1, description="Screening operating threshold (paper)."
     )
 
+    marrow_checkpoint: Path | None = Field(
+        default=None, description="Marrow classifier checkpoint (`pathstream train marrow` output)."
+    )
+    marrow_roi_count: int = Field(
+        default=4, ge=1, le=64, description="ROIs proposed per smear (paper: 4 per MDS case, 10 external)."
+    )
+    marrow_roi_px: int = Field(
+        default=1024,
+        ge=64,
+        le=8192,
+        description="ROI side in pixels at the model's training mpp (0.2 um/px: 1024 px = 205 um).",
+    )
+    marrow_occluder_px: int = Field(
+        default=48, ge=4, le=1024, description="Occlusion-map occluder side, in model-input pixels."
+    )
+    marrow_occlusion_stride_px: int = Field(
+        default=24, ge=1, le=1024, description="Occlusion-map occluder stride, in model-input pixels."
+    )
+    marrow_occlusion_maps: bool = Field(
+        default=True, description="Draw an occlusion sensitivity map PNG per ROI."
+    )
+
     # Kafka.
     kafka_bootstrap: str = Field(default="localhost:9092", description="Kafka bootstrap servers.")
     kafka_client_id: str = "pathstream"

@@ -13,6 +13,7 @@ from services.cli import api, bus, db, ingest, review, run, serve, synth, users,
 from services.cli.errors import fail
 from services.detector import commands as detector_commands
 from services.escnn import commands as escnn_commands
+from services.marrow import commands as marrow_commands
 from shared.logs import configure_logging
 from shared.settings import get_settings
 
@@ -45,6 +46,7 @@ evaluate_app.command("detector")(detector_commands.evaluate)
 train_app.command("escnn")(escnn_commands.train)
 train_app.command("escnn-patches")(escnn_commands.pretrain_patches)
 evaluate_app.command("escnn")(escnn_commands.evaluate)
+train_app.command("marrow")(marrow_commands.train)
 
 
 @app.callback()

@@ -51,6 +51,8 @@ def run_pipeline(
     from services.embedded.pipeline import EmbeddedPipeline, plan_slides
     from services.escnn.app import load_scorer
     from services.escnn.handler import EscnnHandler
+    from services.marrow.app import load_classifier
+    from services.marrow.handler import MarrowHandler
     from services.reporter.study_view import study_result
 
     planned = plan_slides(slides, study)
@@ -60,10 +62,14 @@ def run_pipeline(
     out.mkdir(parents=True, exist_ok=True)
     with _progress_bar() as progress:
         progress("loading models", 0, 1)
-        detector = DetectorHandler(settings, load_segmenter(settings))
-        escnn = EscnnHandler(settings, load_scorer(settings))
+        detector = escnn = marrow = None
+        if specimen == Specimen.BONE_MARROW:
+            marrow = MarrowHandler(settings, load_classifier(settings))
+        else:
+            detector = DetectorHandler(settings, load_segmenter(settings))
+            escnn = EscnnHandler(settings, load_scorer(settings))
         progress("loading models", 1, 1)
-        pipeline = EmbeddedPipeline(settings, out, detector, escnn, progress)
+        pipeline = EmbeddedPipeline(settings, out, detector, escnn, progress, marrow=marrow)
         try:
             studies = pipeline.run(planned, specimen)
             with pipeline.sessions() as session:
@@ -72,7 +78,10 @@ def run_pipeline(
             pipeline.close()
     for result in results:
         for slide in result["slides"]:
-            slide["geojson"] = str(out / slide["slide_id"] / "lymph_nodes.geojson")
+            if slide["marrow"] is not None:
+                slide["marrow_json"] = str(out / slide["slide_id"] / "marrow.json")
+            else:
+                slide["geojson"] = str(out / slide["slide_id"] / "lymph_nodes.geojson")
     return results
 
 
@@ -82,13 +91,17 @@ def run(
     study: str | None = typer.Option(
         None, "--study", help="Study id for all slides (default: the file name before the first '_')."
     ),
-    out: Path = typer.Option(..., "--out", help="Folder for reports (FHIR), GeoJSON and heatmaps."),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for reports (FHIR), GeoJSON, heatmaps and occlusion maps."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Process slides end to end on this machine (SQLite, local tile stores, no servers) and print
-    the report: LN counts and pN per slide and per study, each LN's score.
+    the report: LN counts and pN per slide and per study, each LN's score; for bone-marrow smears
+    (--specimen bone_marrow) the case call MDS / AML / donor with its ROIs and occlusion maps.
 
-    Models: PATHSTREAM_DETECTOR_CHECKPOINT, PATHSTREAM_ESCNN_CHECKPOINT and PATHSTREAM_ESCNN_BACKBONE.
+    Models: PATHSTREAM_DETECTOR_CHECKPOINT, PATHSTREAM_ESCNN_CHECKPOINT and PATHSTREAM_ESCNN_BACKBONE
+    for lymph nodes; PATHSTREAM_MARROW_CHECKPOINT for bone marrow.
     """
     from services.embedded.report_view import render_study
     from shared.naming import safe_id
@@ -109,35 +122,54 @@ def run(
 
 def demo(
     out: Path = typer.Option(Path("pathstream-demo"), "--out", help="Folder for slides, reports and maps."),
-    slides: int = typer.Option(4, "--slides", min=1, max=12, help="Slides in the synthetic study."),
-    as_json: bool = typer.Option(False, "--json", help="Print report and truth as one JSON object."),
+    slides: int = typer.Option(4, "--slides", min=1, max=12, help="Slides in the synthetic LN study."),
+    smears: int = typer.Option(
+        3, "--smears", min=0, max=12, help="Bone-marrow smears in the synthetic marrow study (0: none)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print reports and truth as one JSON object."),
 ) -> None:
-    """Generate a synthetic gastric LN study with known truth, run it with the bundled demo models,
-    and print the report next to the truth.
+    """Generate a synthetic gastric LN study and a bone-marrow smear study with known truth, run them
+    with the bundled demo models, and print the reports next to the truth.
 
     The demo models are small and trained on synthetic slides: for demonstration only. Clinical use
     needs models trained and validated on real data.
     """
-    from services.demo.cohort import write_demo_study
+    from services.demo.cohort import write_demo_smears, write_demo_study
     from services.demo.run import demo_settings, truth_by_ln
     from services.embedded.report_view import render_study
+    from shared.naming import slide_id_for
 
     out = out.resolve()
     written = write_demo_study(out / "slides", slides)
     settings = demo_settings(get_settings(), out)
     results = run_pipeline(settings, [s.path for s in written], None, Specimen.LYMPH_NODE, out / "results")
     truth = truth_by_ln(settings, written)
+    marrow_results: list[dict[str, Any]] = []
+    if smears:
+        smear_files = write_demo_smears(out / "smears", smears)
+        truth["marrow"] = {slide_id_for(s.path): s.label.value for s in smear_files}
+        marrow_results = run_pipeline(
+            settings, [s.path for s in smear_files], None, Specimen.BONE_MARROW, out / "results"
+        )
     if as_json:
-        print(json.dumps({"out": str(out), "studies": results, "truth": truth}, indent=2))
+        print(json.dumps({"out": str(out), "studies": results + marrow_results, "truth": truth}, indent=2))
         return
     for result in results:
         console.print(render_study(result, truth["lymph_nodes"]))
     console.print(
         f"Truth: {truth['positive']} metastatic of {truth['lymph_nodes_total']} LNs -> pN "
-        f"{truth['pn_category']}. Slides, FHIR reports, GeoJSON and heatmaps: {out}"
+        f"{truth['pn_category']}."
     )
     if truth["missed"]:
         console.print(f"Not detected: {', '.join(truth['missed'])}")
+    for result in marrow_results:
+        console.print(render_study(result))
+        console.print(
+            "Truth: "
+            + ", ".join(f"{slide}: {label.upper()}" for slide, label in truth["marrow"].items())
+            + "."
+        )
+    console.print(f"Slides, smears, FHIR reports, GeoJSON, heatmaps and occlusion maps: {out}")
     console.print(
         "[yellow]Demo models, trained on synthetic slides: for demonstration only, not for clinical use.[/]"
     )

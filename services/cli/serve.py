@@ -20,6 +20,7 @@ class Service(StrEnum):
 
     DETECTOR = "detector"
     ESCNN = "escnn"
+    MARROW = "marrow"
     REPORTER = "reporter"
 
 
@@ -33,6 +34,10 @@ def _build(service: Service, settings: PathStreamSettings) -> FastStream:
         from services.escnn.app import build_escnn_app
 
         return build_escnn_app(settings)[0]
+    if service == Service.MARROW:
+        from services.marrow.app import build_marrow_app
+
+        return build_marrow_app(settings)[0]
     if service == Service.REPORTER:
         from services.reporter.app import build_reporter_app
         from shared.db.migrate import require_current_schema

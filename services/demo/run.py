@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from services.demo.cohort import DemoSlide
+from services.demo.cohort import MARROW_FIELD_PX, DemoSlide
 from services.escnn.lymph_node_source import inside_grid
 from services.reporter.staging import pn_category
 from shared.db.engine import create_db_engine, session_factory
@@ -23,13 +23,17 @@ DETECTOR_CHECKPOINT = CHECKPOINTS / "detector.pt"
 ESCNN_CHECKPOINT = CHECKPOINTS / "escnn.pt"
 ESCNN_BACKBONE = "compact16"
 ESCNN_TILE_SIZE = 1024
+MARROW_CHECKPOINT = CHECKPOINTS / "marrow.pt"
+MARROW_OCCLUDER_PX = 32
+"""The demo marrow model sees 256 px inputs of 102 um fields: a 32 px occluder is about 13 um, one cell."""
+MARROW_OCCLUSION_STRIDE_PX = 32
 
 
 def demo_settings(settings: PathStreamSettings, out: Path) -> PathStreamSettings:
     """`settings` with everything the demo writes under `out` (its own SQLite database, stores and
     artifacts) and the bundled demo checkpoints. Raises `PathStreamError(MODEL_UNAVAILABLE)` when a
     checkpoint is missing from the installation."""
-    for checkpoint in (DETECTOR_CHECKPOINT, ESCNN_CHECKPOINT):
+    for checkpoint in (DETECTOR_CHECKPOINT, ESCNN_CHECKPOINT, MARROW_CHECKPOINT):
         if not checkpoint.is_file():
             raise PathStreamError(
                 ErrorCode.MODEL_UNAVAILABLE,
@@ -49,6 +53,10 @@ def demo_settings(settings: PathStreamSettings, out: Path) -> PathStreamSettings
             "escnn_checkpoint": ESCNN_CHECKPOINT,
             "escnn_backbone": ESCNN_BACKBONE,
             "escnn_tile_size": ESCNN_TILE_SIZE,
+            "marrow_checkpoint": MARROW_CHECKPOINT,
+            "marrow_roi_px": MARROW_FIELD_PX,
+            "marrow_occluder_px": MARROW_OCCLUDER_PX,
+            "marrow_occlusion_stride_px": MARROW_OCCLUSION_STRIDE_PX,
         }
     )
 

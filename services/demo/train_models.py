@@ -1,13 +1,16 @@
-"""Reproduce the bundled demo checkpoints with PathStream's own commands (CPU, about 15 minutes).
+"""Reproduce the bundled demo checkpoints with PathStream's own commands (CPU, about 30 minutes).
 
-    .venv/bin/python -m services.demo.train_models --work /tmp/demo-training
+    .venv/bin/python -m services.demo.train_models --work /tmp/demo-training [--only marrow]
 
-writes `services/demo/checkpoints/{detector,escnn}.pt` and `recipe.json` (the commands, model
-versions and validation metrics). Steps: synthetic training and validation slides
+writes `services/demo/checkpoints/{detector,escnn,marrow}.pt` and `recipe.json` (the commands,
+model versions and validation metrics). Steps: synthetic training and validation slides
 (`services.demo.cohort`), `pathstream train detector` (compact16 DeepLabv3+),
-`pathstream train escnn-patches` (starting weights, as no ImageNet weights are bundled) and
-`pathstream train escnn` (compact16, weak LN labels). The models are for demonstration on synthetic
-slides only; clinical use needs models trained and validated on real data.
+`pathstream train escnn-patches` (starting weights, as no ImageNet weights are bundled),
+`pathstream train escnn` (compact16, weak LN labels), and for bone marrow the proposer's ROI fields
+of 60 synthetic smears and `pathstream train marrow` (ShuffleNet v2 x0.5, 3-class, patient-level 5-fold CV, no
+ImageNet weights; SqueezeNet 1.1 from scratch collapsed to a constant output at lr 1e-3). The
+models are for demonstration on synthetic slides only; clinical use needs models trained and
+validated on real data.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from services.demo.cohort import TRAINING_FIRST_SEED, write_slides
+from services.demo.cohort import (
+    MARROW_TRAINING_CASES,
+    MARROW_TRAINING_SEED,
+    TRAINING_FIRST_SEED,
+    write_marrow_roi_cohort,
+    write_slides,
+)
+from shared.synthetic.marrow import FIELDS_CSV
 
 CHECKPOINTS = Path(__file__).with_name("checkpoints")
 TRAIN_SLIDES = 20
@@ -39,15 +49,45 @@ def _pathstream(*args: str) -> dict[str, Any]:
     return parsed
 
 
+def train_marrow_model(work: Path, out: Path) -> dict[str, Any]:
+    """Synthetic ROI fields -> `pathstream train marrow` -> `out/marrow.pt`; returns the run's JSON."""
+    cohort = work / "marrow-cohort"
+    if not (cohort / FIELDS_CSV).is_file():
+        write_marrow_roi_cohort(cohort, MARROW_TRAINING_CASES, MARROW_TRAINING_SEED)
+    marrow = _pathstream(
+        "train", "marrow", "--csv", str(cohort / FIELDS_CSV), "--task", "mds_aml_donor",
+        "--out", str(work / "marrow"), "--architectures", "shufflenet_v2_x0_5", "--trials", "1",
+        "--epochs", "12", "--input-size", "256", "--lr", "2e-3", "--batch-size", "16",
+        "--strength", "0.5", "--seed", "0", "--json",
+    )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "marrow" / "best.pt", out / "marrow.pt")
+    return marrow
+
+
 def main() -> None:
-    """Train both demo models into `--out` (default: the bundled checkpoint folder)."""
+    """Train the demo models into `--out` (default: the bundled checkpoint folder)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--work", type=Path, required=True, help="Scratch folder for slides and runs.")
     parser.add_argument("--out", type=Path, default=CHECKPOINTS)
+    parser.add_argument("--only", choices=("all", "lymph_node", "marrow"), default="all")
     args = parser.parse_args()
     work: Path = args.work
+    recipe_path = args.out / "recipe.json"
+    recipe: dict[str, Any] = json.loads(recipe_path.read_text()) if recipe_path.is_file() else {}
+    recipe["command"] = "python -m services.demo.train_models --work DIR"
+    recipe["note"] = "Demonstration models trained on synthetic slides; not for clinical use."
+    if args.only in ("all", "marrow"):
+        recipe["marrow"] = train_marrow_model(work, args.out)
+    if args.only in ("all", "lymph_node"):
+        recipe.update(train_lymph_node_models(work, args.out))
+    recipe_path.write_text(json.dumps(recipe, indent=2, default=str) + "\n")
+
+
+def train_lymph_node_models(work: Path, out: Path) -> dict[str, Any]:
+    """The LN detector and ESCNN demo models -> `out/{detector,escnn}.pt`; returns their runs' JSON."""
     train, val, stores = work / "train", work / "val", work / "stores"
     if not train.is_dir():
         write_slides(train, TRAIN_SLIDES, TRAINING_FIRST_SEED)
@@ -69,17 +109,10 @@ def main() -> None:
         "--reduced-lr", "1e-4", "--patience", "2", "--max-epochs", "2", "--tile-size", "1024",
         "--seed", "0", "--json",
     )  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(detector["best_checkpoint"], args.out / "detector.pt")
-    shutil.copyfile(escnn["best_checkpoint"], args.out / "escnn.pt")
-    recipe = {
-        "command": "python -m services.demo.train_models --work DIR",
-        "detector": detector,
-        "escnn": escnn,
-        "note": "Demonstration models trained on synthetic slides; not for clinical use.",
-    }
-    (args.out / "recipe.json").write_text(json.dumps(recipe, indent=2, default=str) + "\n")
-    print(json.dumps({"detector": detector["model_version"], "escnn": escnn["model_version"]}))
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(detector["best_checkpoint"], out / "detector.pt")
+    shutil.copyfile(escnn["best_checkpoint"], out / "escnn.pt")
+    return {"detector": detector, "escnn": escnn}
 
 
 if __name__ == "__main__":

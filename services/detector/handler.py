@@ -19,26 +19,24 @@ from pathlib import Path
 
 from services.detector.inference import LymphNodeSegmenter
 from services.detector.postprocess import LymphNodeOutline, contours_to_level0
-from shared.allowed_roots import check_allowed
-from shared.errors import ErrorCode, PathStreamError
 from shared.events import (
     BBox,
     Event,
     FailureStage,
     LymphNodeDetected,
     SlideDetected,
-    SlideFailed,
     SlideScanned,
     Specimen,
 )
+from shared.failures import failure_event
 from shared.logs import get_logger
 from shared.qupath import feature, write_feature_collection
 from shared.retry import retry_retriable
 from shared.settings import PathStreamSettings
 from shared.tilestore.context import tiledb_context
-from shared.tilestore.ingest import ingest_slide
-from shared.tilestore.layout import DETECTOR_1_25X, TileFormat
+from shared.tilestore.layout import DETECTOR_1_25X
 from shared.tilestore.reader import TileStore
+from shared.tilestore.scanned import store_for_scan
 
 log = get_logger(__name__)
 
@@ -100,23 +98,14 @@ class DetectorHandler:
             return []
         stage = FailureStage.INGEST
         try:
-            store = retry_retriable(self.settings, lambda: self._store_for(event))
+            store = retry_retriable(self.settings, lambda: store_for_scan(event, self.settings, self._ctx))
             stage = FailureStage.DETECT
             started = time.perf_counter()
             outlines = retry_retriable(self.settings, lambda: detect_in_store(store, self.segmenter))
             detection = Detection(store.uri, outlines, store.mpp, time.perf_counter() - started)
             events = self._events(event, detection)
         except Exception as exc:  # every failure becomes an event; nothing escapes to the consumer
-            failed = SlideFailed.from_exception(event.slide_id, event.study_id, stage, exc)
-            if isinstance(exc, PathStreamError):
-                bound.warning(
-                    "slide_failed", stage=stage.value, error_code=failed.error_code.value, error=str(exc)
-                )
-            else:
-                bound.error(
-                    "slide_failed", stage=stage.value, error_code=failed.error_code.value, exc_info=True
-                )
-            return [failed]
+            return [failure_event(bound, event.slide_id, event.study_id, stage, exc)]
         bound.info(
             "slide_detected",
             ln_count=len(detection.outlines),
@@ -124,27 +113,6 @@ class DetectorHandler:
             model_version=self.segmenter.model_version,
         )
         return events
-
-    def _store_for(self, event: SlideScanned) -> TileStore:
-        location = check_allowed(event.uri, self.settings.allowed_roots)
-        if "://" in location:
-            raise PathStreamError(
-                ErrorCode.NOT_A_SLIDE,
-                f"Slide {event.uri} is on object storage; the detector reads slide files from a local "
-                "or mounted path.",
-                hint="Mount the bucket (or copy the slide) below PATHSTREAM_ALLOWED_ROOTS and rescan.",
-            )
-        result = ingest_slide(
-            Path(location),
-            self.settings.store_root,
-            event.slide_id,
-            Specimen.LYMPH_NODE,
-            mpp=event.mpp,
-            sha256=event.sha256,
-            ctx=self._ctx,
-            fmt=TileFormat.from_settings(self.settings),
-        )
-        return TileStore.open(result.store_uri, ctx=self._ctx)
 
     def _event_id(self, event: SlideScanned, what: str) -> uuid.UUID:
         return uuid.uuid5(

@@ -1,8 +1,9 @@
 """The embedded run: every service's handler in one process, SQLite and local TileDB, no servers.
 
 `EmbeddedPipeline.run` does for a list of slides what the distributed deployment does through
-Kafka: a `SlideScanned` per slide (as the scanner bridge would announce it), the detector's
-handler, ESCNN's handler per LN, and the reporter's handler for every event, in that order. The
+Kafka: a `SlideScanned` per slide (as the scanner bridge would announce it), then for lymph-node
+slides the detector's handler and ESCNN's handler per LN, for bone-marrow smears the marrow
+service's handler, and the reporter's handler for every event, in that order. The
 handlers are the services' own (`services.*.handler`); only the transport differs, so an embedded
 report equals the distributed one for the same slides and models. Report versions are "published"
 by writing their FHIR document to `OUT/reports/`.
@@ -13,18 +14,20 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from services.detector.handler import DetectorHandler
 from services.escnn.handler import EscnnHandler
+from services.marrow.handler import MarrowHandler
 from services.reporter.geojson_export import slide_feature_collection
 from services.reporter.handler import ReporterHandler
 from shared.atomic_files import write_bytes_atomically
 from shared.db import migrate
 from shared.db.engine import create_db_engine, session_factory
-from shared.db.models import LymphNode
+from shared.db.models import LymphNode, MarrowResult
 from shared.errors import ErrorCode, PathStreamError
 from shared.events import Event, LymphNodeDetected, ReportReady, SlideScanned, Specimen
 from shared.logs import get_logger
@@ -82,15 +85,18 @@ class EmbeddedPipeline:
         self,
         settings: PathStreamSettings,
         out: Path,
-        detector: DetectorHandler,
-        escnn: EscnnHandler,
+        detector: DetectorHandler | None,
+        escnn: EscnnHandler | None,
         progress: Progress | None = None,
+        marrow: MarrowHandler | None = None,
     ) -> None:
+        """`detector` and `escnn` are needed for lymph-node slides, `marrow` for bone-marrow smears."""
         migrate.upgrade(settings.database_url)
         self.settings = settings
         self.out = out
         self.detector = detector
         self.escnn = escnn
+        self.marrow = marrow
         self.engine = create_db_engine(settings.database_url)
         self.sessions = session_factory(self.engine)
         self.reporter = ReporterHandler(settings, self.sessions)
@@ -107,12 +113,17 @@ class EmbeddedPipeline:
         A slide that fails (unreadable, no usable resolution, ...) is reported as failed in its
         study; the others go on.
         """
-        if specimen != Specimen.LYMPH_NODE:
+        if specimen == Specimen.BONE_MARROW and self.marrow is None:
             raise PathStreamError(
                 ErrorCode.INVALID_CONFIGURATION,
-                f"Specimen {specimen.value} has no embedded pipeline in this version of PathStream.",
-                hint="Run lymph-node slides (--specimen lymph_node); bone-marrow classification is "
-                "being added by the marrow service.",
+                "Bone-marrow smears need the marrow classifier, and none was loaded.",
+                hint="Set PATHSTREAM_MARROW_CHECKPOINT to a model from `pathstream train marrow`.",
+            )
+        if specimen == Specimen.LYMPH_NODE and (self.detector is None or self.escnn is None):
+            raise PathStreamError(
+                ErrorCode.INVALID_CONFIGURATION,
+                "Lymph-node slides need the LN detector and ESCNN, and they were not loaded.",
+                hint="Set PATHSTREAM_DETECTOR_CHECKPOINT and PATHSTREAM_ESCNN_CHECKPOINT.",
             )
         studies: list[str] = []
         for done, slide in enumerate(slides):
@@ -122,7 +133,7 @@ class EmbeddedPipeline:
             self._run_slide(slide, specimen)
         self.progress("slides", len(slides), len(slides))
         for slide in slides:
-            self._write_slide_outputs(slide.slide_id)
+            self._write_slide_outputs(slide.slide_id, specimen)
         return studies
 
     def _run_slide(self, slide: SlideInput, specimen: Specimen) -> None:
@@ -137,6 +148,12 @@ class EmbeddedPipeline:
             sha256=sha256,
         )
         self._report(scanned)
+        if specimen == Specimen.BONE_MARROW:
+            assert self.marrow is not None  # checked in run()
+            for event in self.marrow.handle(scanned):
+                self._report(event)
+            return
+        assert self.detector is not None and self.escnn is not None  # checked in run()
         detected = self.detector.handle(scanned)
         nodes = [e for e in detected if isinstance(e, LymphNodeDetected)]
         for event in detected:
@@ -155,17 +172,38 @@ class EmbeddedPipeline:
             self.reporter.published(report)
             self.published.append(report)
 
-    def _write_slide_outputs(self, slide_id: str) -> None:
-        """OUT/<slide_id>/lymph_nodes.geojson (QuPath) and the LNs' CAM heatmap PNGs."""
+    def _write_slide_outputs(self, slide_id: str, specimen: Specimen) -> None:
+        """OUT/<slide_id>/lymph_nodes.geojson (QuPath) and the LNs' CAM heatmap PNGs; for a smear,
+        OUT/<slide_id>/marrow.json (call, ROIs, quality) and its occlusion-map PNGs."""
         folder = self.out / slide_id
+        with self.sessions() as session:
+            marrow = session.get(MarrowResult, slide_id)
+            call: dict[str, Any] | None = None
+            if marrow is not None:
+                call = {
+                    "case_call": marrow.case_call.value,
+                    "probabilities": marrow.case_probabilities,
+                    "model_version": marrow.model_version,
+                    "rois": marrow.rois,
+                }
+        if call is not None:
+            write_bytes_atomically(folder / "marrow.json", json.dumps(call, indent=2).encode())
+            _copy_files([roi.get("osm_uri") for roi in call["rois"]], folder / "occlusion_maps")
+        if specimen == Specimen.BONE_MARROW:
+            return
         with self.sessions() as session:
             collection = slide_feature_collection(session, slide_id)
             heatmaps = [
                 n.heatmap_uri for n in session.query(LymphNode).filter_by(slide_id=slide_id) if n.heatmap_uri
             ]
         write_bytes_atomically(folder / "lymph_nodes.geojson", json.dumps(collection).encode())
-        for uri in heatmaps:
-            source = Path(uri)
-            if source.is_file():
-                (folder / "heatmaps").mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, folder / "heatmaps" / source.name)
+        _copy_files(heatmaps, folder / "heatmaps")
+
+
+def _copy_files(uris: Sequence[str | None], folder: Path) -> None:
+    """Copy the local artifact files among `uris` into `folder` (created when there is one)."""
+    for uri in uris:
+        source = Path(uri) if uri else None
+        if source is not None and source.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, folder / source.name)

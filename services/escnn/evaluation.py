@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from shared.atomic_files import write_bytes_atomically
 from shared.classification_metrics import operating_point, roc_auc, roc_curve
+from shared.roc_plot import draw_roc_png
 
 
 @dataclass(frozen=True)
@@ -64,43 +63,6 @@ def evaluate_predictions(
         }
         out[name] = entry
     return out
-
-
-def draw_roc_png(
-    path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, float]], size: int = 512
-) -> None:
-    """Write ROC curves (name -> (fpr, tpr, auc)) as a PNG with axes, the chance line and a legend."""
-    margin = 60
-    plot = size - 2 * margin
-    image = np.full((size, size, 3), 255, np.uint8)
-
-    def to_px(fpr: np.ndarray, tpr: np.ndarray) -> np.ndarray:
-        return np.stack([margin + fpr * plot, size - margin - tpr * plot], 1).round().astype(np.int32)
-
-    cv2.rectangle(image, (margin, margin), (size - margin, size - margin), (0, 0, 0), 1)
-    cv2.line(image, (margin, size - margin), (size - margin, margin), (170, 170, 170), 1, cv2.LINE_AA)
-    for tick in (0.0, 0.5, 1.0):
-        x, y = int(margin + tick * plot), int(size - margin - tick * plot)
-        cv2.putText(
-            image, f"{tick:g}", (x - 8, size - margin + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1
-        )
-        cv2.putText(image, f"{tick:g}", (margin - 28, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-    cv2.putText(
-        image, "1 - specificity", (size // 2 - 50, size - 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1
-    )
-    cv2.putText(image, "sensitivity", (8, margin - 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    colours = [(200, 60, 0), (0, 120, 220), (0, 160, 0), (160, 0, 160)]
-    for index, (name, (fpr, tpr, auc)) in enumerate(curves.items()):
-        colour = colours[index % len(colours)]
-        cv2.polylines(image, [to_px(fpr, tpr).reshape(-1, 1, 2)], False, colour, 2, cv2.LINE_AA)
-        legend_y = size - margin - 15 - 18 * index
-        cv2.putText(
-            image, f"{name}: AUC {auc:.3f}", (size // 2, legend_y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1
-        )
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise OSError(f"could not encode the ROC plot for {path}")
-    write_bytes_atomically(path, encoded.tobytes())
 
 
 def roc_png_for(path: Path, predictions: Sequence[LnPrediction]) -> None:

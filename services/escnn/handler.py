@@ -11,8 +11,8 @@ import time
 import uuid
 
 from services.escnn.scoring import LymphNodeScorer
-from shared.errors import PathStreamError
-from shared.events import Event, FailureStage, LymphNodeDetected, SlideFailed
+from shared.events import Event, FailureStage, LymphNodeDetected
+from shared.failures import failure_event
 from shared.logs import get_logger
 from shared.retry import retry_retriable
 from shared.settings import PathStreamSettings
@@ -43,14 +43,8 @@ class EscnnHandler:
                 lambda: self.scorer.score(event, TileStore.open(event.store_uri, ctx=self._ctx)),
             )
         except Exception as exc:  # every failure becomes an event for this LN
-            failed = SlideFailed.from_exception(
-                event.slide_id, event.study_id, FailureStage.SCORE, exc, ln_id=event.ln_id
-            )
-            if isinstance(exc, PathStreamError):
-                bound.warning("ln_failed", error_code=failed.error_code.value, error=str(exc))
-            else:
-                bound.error("ln_failed", error_code=failed.error_code.value, exc_info=True)
-            return [failed]
+            stage = FailureStage.SCORE
+            return [failure_event(bound, event.slide_id, event.study_id, stage, exc, ln_id=event.ln_id)]
         scored = result.event.model_copy(
             update={"event_id": uuid.uuid5(_EVENT_NAMESPACE, f"{event.ln_id}/{self.scorer.model_version}")}
         )

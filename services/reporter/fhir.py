@@ -8,6 +8,8 @@ document is complete on its own:
 - Observation "pn": the AJCC 8th-edition pN category (LOINC 21900-6), valueCodeableConcept;
 - one Observation per LN: its score (valueQuantity, 0-1), interpretation POS / NEG (HL7 v3
   ObservationInterpretation), the slide and LN ids, and whether a pathologist reviewed it;
+- one Observation per bone-marrow smear ("marrow-<n>"): the case call MDS / AML / healthy donor
+  (valueCodeableConcept), one component per class with its case probability, and the slide id;
 - Device "algorithm": PathStream with every model version that contributed.
 
 `fhir.resources` ships R4B (4.3.0), whose DiagnosticReport, Observation and Device keep R4's
@@ -23,6 +25,7 @@ from typing import Any
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
 from services.reporter.summary import StudySummary
+from shared.db.report_inputs import MarrowFinding
 from shared.events import LnLabel
 
 LOINC = "http://loinc.org"
@@ -31,6 +34,12 @@ STUDY_SYSTEM = "urn:pathstream:study"
 SLIDE_SYSTEM = "urn:pathstream:slide"
 LN_SYSTEM = "urn:pathstream:lymph-node"
 AJCC_SYSTEM = "urn:pathstream:ajcc8-gastric-pn"
+MARROW_SYSTEM = "urn:pathstream:marrow-class"
+MARROW_DISPLAY = {
+    "mds": "Myelodysplastic syndrome (MDS)",
+    "aml": "Acute myeloid leukaemia (AML)",
+    "donor": "Healthy bone-marrow donor",
+}
 DEVICE_ID = "algorithm"
 
 
@@ -83,6 +92,56 @@ def _ln_observation(index: int, finding: Any, issued: str) -> dict[str, Any]:
     return observation
 
 
+def _marrow_observation(index: int, finding: MarrowFinding, issued: str) -> dict[str, Any]:
+    call = finding.case_call.value
+    return {
+        "resourceType": "Observation",
+        "id": f"marrow-{index}",
+        "status": "preliminary",
+        "code": {"text": "Bone-marrow smear classification (MDS / AML / donor)"},
+        "identifier": [{"system": SLIDE_SYSTEM, "value": finding.slide_id}],
+        "issued": issued,
+        "valueCodeableConcept": {
+            "coding": [{"system": MARROW_SYSTEM, "code": call, "display": MARROW_DISPLAY[call]}],
+            "text": MARROW_DISPLAY[call],
+        },
+        "component": [
+            {
+                "code": {"coding": [{"system": MARROW_SYSTEM, "code": name}], "text": f"P({name})"},
+                "valueQuantity": {"value": round(probability, 6), "unit": "probability"},
+            }
+            for name, probability in finding.probabilities
+        ],
+        "note": [
+            {"text": f"Mean of {finding.roi_count} automatically proposed ROIs; {finding.model_version}."}
+        ],
+        "device": {"reference": f"#{DEVICE_ID}"},
+    }
+
+
+def _conclusion(summary: StudySummary) -> str:
+    parts = []
+    marrow_slides = {m.slide_id for m in summary.marrow}
+    # A bone-marrow-only study has no LN statement; any other slide keeps it, even with 0 examined.
+    if any(s.specimen != "bone_marrow" and s.slide_id not in marrow_slides for s in summary.slides):
+        parts.append(
+            f"{summary.positive} of {summary.examined} regional lymph nodes positive"
+            + (f"; p{summary.pn_category.value}" if summary.pn_category else "")
+            + ("; fewer than 15 lymph nodes examined" if summary.below_ajcc_minimum else "")
+        )
+    for finding in summary.marrow:
+        probability = dict(finding.probabilities)[finding.case_call.value]
+        parts.append(
+            f"bone marrow {finding.slide_id}: {MARROW_DISPLAY[finding.case_call.value]} "
+            f"(p = {probability:.2f})"
+        )
+    failed = [s.slide_id for s in summary.slides if s.status == "failed"]
+    if failed:
+        parts.append(f"failed slides: {', '.join(failed)}")
+    parts.append(f"{summary.slides_complete} of {summary.slide_count} slides complete.")
+    return "; ".join(parts)
+
+
 def diagnostic_report(summary: StudySummary, version: int, issued: datetime) -> dict[str, Any]:
     """Report version `version` of `summary`, issued at `issued` (UTC) -> validated FHIR JSON dict.
 
@@ -115,14 +174,8 @@ def diagnostic_report(summary: StudySummary, version: int, issued: datetime) -> 
             }
         )
     contained += [_ln_observation(i, ln, stamp) for i, ln in enumerate(summary.lymph_nodes)]
-    failed = [s.slide_id for s in summary.slides if s.status == "failed"]
-    conclusion = (
-        f"{summary.positive} of {summary.examined} regional lymph nodes positive"
-        + (f"; p{summary.pn_category.value}" if summary.pn_category else "")
-        + ("; fewer than 15 lymph nodes examined" if summary.below_ajcc_minimum else "")
-        + (f"; failed slides: {', '.join(failed)}" if failed else "")
-        + f"; {summary.slides_complete} of {summary.slide_count} slides complete."
-    )
+    contained += [_marrow_observation(i, m, stamp) for i, m in enumerate(summary.marrow)]
+    conclusion = _conclusion(summary)
     document = {
         "resourceType": "DiagnosticReport",
         "id": f"{summary.study_id}-v{version}",

@@ -9,14 +9,16 @@ from sqlalchemy.orm import Session
 
 from services.reporter.staging import pn_category
 from services.reporter.summary import summarise
-from shared.db.models import LymphNode, Slide, StudyReport
+from shared.db.models import LymphNode, MarrowResult, Slide, StudyReport
 from shared.db.report_inputs import load_study_inputs
 
 
 def study_result(session: Session, study_id: str) -> dict[str, Any]:
     """The study's current report as plain JSON: study and per-slide `positive`, `negative`,
-    `pn_category` (None before any LN was examined), slide status and failure, and per-LN `lns`
-    with `score` (0-1), `label` (effective: the pathologist's when reviewed) and heatmap path."""
+    `pn_category` (None before any LN was examined), slide status and failure, per-LN `lns`
+    with `score` (0-1), `label` (effective: the pathologist's when reviewed) and heatmap path, and
+    for a bone-marrow smear its `marrow` call (case call, probabilities, ROIs with quality scores
+    and occlusion-map paths; None for other slides)."""
     summary = summarise(load_study_inputs(session, study_id))
     version = session.scalar(
         select(StudyReport.version)
@@ -35,6 +37,7 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
         slides.append(
             {
                 "slide_id": line.slide_id,
+                "specimen": line.specimen,
                 "status": line.status,
                 "ln_count": line.ln_count,
                 "positive": line.positive,
@@ -43,6 +46,7 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
                 "failure": None
                 if slide is None or slide.failure_code is None
                 else {"code": slide.failure_code, "message": slide.failure_message},
+                "marrow": _marrow(session.get(MarrowResult, line.slide_id)),
                 "lns": [
                     {
                         "ln_id": n.ln_id,
@@ -69,6 +73,17 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
         "slides_failed": summary.slides_failed,
         "model_versions": list(summary.model_versions),
         "slides": slides,
+    }
+
+
+def _marrow(result: MarrowResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {
+        "case_call": result.case_call.value,
+        "probabilities": result.case_probabilities,
+        "model_version": result.model_version,
+        "rois": result.rois,
     }
 
 

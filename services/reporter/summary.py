@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from services.reporter.staging import below_ajcc_minimum, pn_category
 from shared.db.models import SlideStatus
-from shared.db.report_inputs import LymphNodeFinding, SlideInputs, StudyInputs
+from shared.db.report_inputs import LymphNodeFinding, MarrowFinding, SlideInputs, StudyInputs
 from shared.events import PnCategory
 
 ReportStatus = Literal["partial", "preliminary", "amended"]
@@ -52,6 +52,7 @@ class StudySummary:
     lymph_nodes: tuple[LymphNodeFinding, ...]
     model_versions: tuple[str, ...]
     amendments: int = 0
+    marrow: tuple[MarrowFinding, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able dict (what is stored with a report version and compared between versions)."""
@@ -62,6 +63,10 @@ class StudySummary:
         ]
         values["slides"] = [asdict(slide) for slide in self.slides]
         values["model_versions"] = list(self.model_versions)
+        values["marrow"] = [
+            {**asdict(m), "case_call": m.case_call.value, "probabilities": dict(m.probabilities)}
+            for m in self.marrow
+        ]
         return values
 
 
@@ -114,6 +119,12 @@ def summarise(inputs: StudyInputs) -> StudySummary:
         pn_category=category,
         below_ajcc_minimum=category is not None and below_ajcc_minimum(examined),
         lymph_nodes=inputs.lymph_nodes,
-        model_versions=tuple(sorted({ln.model_version for ln in inputs.lymph_nodes if ln.model_version})),
+        model_versions=tuple(
+            sorted(
+                {ln.model_version for ln in inputs.lymph_nodes if ln.model_version}
+                | {m.model_version for m in inputs.marrow}
+            )
+        ),
         amendments=inputs.amendments,
+        marrow=inputs.marrow,
     )

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.db.models import AuditEntry, LymphNode, Slide, SlideStatus
-from shared.events import LnLabel, Specimen
+from shared.db.models import AuditEntry, LymphNode, MarrowResult, Slide, SlideStatus
+from shared.events import LnLabel, MarrowClass, Specimen
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,18 @@ class LymphNodeFinding:
     label: LnLabel | None
     model_version: str | None
     reviewed: bool
+
+
+@dataclass(frozen=True)
+class MarrowFinding:
+    """One smear's case-level call (the marrow service's latest classification)."""
+
+    slide_id: str
+    case_call: MarrowClass
+    probabilities: tuple[tuple[str, float], ...]
+    """(class, case probability) in the model's class order."""
+    roi_count: int
+    model_version: str
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,8 @@ class StudyInputs:
     lymph_nodes: tuple[LymphNodeFinding, ...]
     amendments: int = 0
     """Pathologist amendments recorded for the study (audit entries)."""
+    marrow: tuple[MarrowFinding, ...] = ()
+    """Case calls of the study's bone-marrow smears, by slide id."""
 
     @property
     def ln_positive(self) -> int:
@@ -133,6 +147,22 @@ def load_study_inputs(session: Session, study_id: str) -> StudyInputs:
     amendments = session.scalar(
         select(func.count()).select_from(AuditEntry).where(AuditEntry.study_id == study_id)
     )
+    marrow = tuple(
+        MarrowFinding(
+            slide_id=m.slide_id,
+            case_call=m.case_call,
+            probabilities=tuple((str(k), float(v)) for k, v in m.case_probabilities.items()),
+            roi_count=len(m.rois),
+            model_version=m.model_version,
+        )
+        for m in session.scalars(
+            select(MarrowResult).where(MarrowResult.study_id == study_id).order_by(MarrowResult.slide_id)
+        )
+    )
     return StudyInputs(
-        study_id=study_id, slides=tuple(slide_inputs), lymph_nodes=findings, amendments=amendments or 0
+        study_id=study_id,
+        slides=tuple(slide_inputs),
+        lymph_nodes=findings,
+        amendments=amendments or 0,
+        marrow=marrow,
     )

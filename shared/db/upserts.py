@@ -91,11 +91,19 @@ def record_model_version(session: Session, version: str, service: str) -> None:
 
 
 def set_slide_status(session: Session, slide_id: str, status: SlideStatus, at: datetime) -> None:
-    """Set a slide's status unless a newer event (by occurred_at) has already set it."""
+    """Set a slide's status unless a newer event (by occurred_at) has already set it; a newer
+    success also clears an earlier failure (a rerun that worked is no longer failed)."""
+    cleared = {
+        "failure_stage": None,
+        "failure_code": None,
+        "failure_message": None,
+        "failure_retriable": None,
+        "failed_ln_id": None,
+    }
     session.execute(
         update(Slide)
         .where(Slide.slide_id == slide_id, or_(Slide.status_at.is_(None), Slide.status_at <= at))
-        .values(status=status, status_at=at, updated_at=utc_now())
+        .values(status=status, status_at=at, updated_at=utc_now(), **cleared)
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,11 @@ import pytest
 from services.detector.app import build_detector_app, load_segmenter
 from services.detector.handler import CONTOURS_FILE, ln_id_for
 from services.detector.inference import LymphNodeSegmenter
-from shared.bus.broker import build_broker
 from shared.bus.publish import publish_event
 from shared.bus.startup import start_with_retry
-from shared.bus.subscribe import consumer_options
 from shared.errors import ErrorCode, PathStreamError
 from shared.events import (
+    Event,
     FailureStage,
     LymphNodeDetected,
     SlideDetected,
@@ -28,7 +28,7 @@ from shared.events import (
 from shared.settings import PathStreamSettings
 from shared.tilestore.fingerprint import slide_sha256
 from shared.topics import Topic
-from tests.integration.bus_helpers import wait_until
+from tests.integration.bus_helpers import collected, wait_until
 from tests.integration.detector_cohort import TrainedDetector, make_slide
 
 # The first test to use `trained_detector` also pays for training it (about 2 minutes on 2 cores).
@@ -46,30 +46,15 @@ def _scanned(slide: Path, slide_id: str, specimen: Specimen = Specimen.LYMPH_NOD
 
 
 @pytest.fixture
-async def outputs(bus_settings: PathStreamSettings) -> Any:
-    """Everything the detector publishes, collected by a separate consumer group."""
-    seen: dict[str, list[Any]] = {"detected": [], "lns": [], "failed": []}
-    broker = build_broker(bus_settings)
-
-    # One group per topic: members of one group with different subscriptions rebalance slowly.
-    def options(topic: Topic) -> dict[str, Any]:
-        return consumer_options(bus_settings, f"{bus_settings.topic_prefix}watch-{topic.value}")
-
-    @broker.subscriber(bus_settings.topic(Topic.SLIDES_DETECTED), **options(Topic.SLIDES_DETECTED))
-    async def detected(event: SlideDetected) -> None:
-        seen["detected"].append(event)
-
-    @broker.subscriber(bus_settings.topic(Topic.LN_DETECTED), **options(Topic.LN_DETECTED))
-    async def lns(event: LymphNodeDetected) -> None:
-        seen["lns"].append(event)
-
-    @broker.subscriber(bus_settings.topic(Topic.SLIDES_FAILED), **options(Topic.SLIDES_FAILED))
-    async def failed(event: SlideFailed) -> None:
-        seen["failed"].append(event)
-
-    await start_with_retry(broker, bus_settings)
-    yield seen
-    await broker.stop()
+async def outputs(bus_settings: PathStreamSettings) -> AsyncIterator[dict[str, list[Any]]]:
+    """Everything the detector publishes."""
+    topics: dict[str, tuple[Topic, type[Event]]] = {
+        "detected": (Topic.SLIDES_DETECTED, SlideDetected),
+        "lns": (Topic.LN_DETECTED, LymphNodeDetected),
+        "failed": (Topic.SLIDES_FAILED, SlideFailed),
+    }
+    async with collected(bus_settings, topics) as seen:
+        yield seen
 
 
 async def test_detector_service_publishes_lns_zero_ln_results_and_failures(

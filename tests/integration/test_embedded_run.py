@@ -50,8 +50,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return parsed
 
 
+def _study(demo: dict[str, Any], study_id: str) -> dict[str, Any]:
+    (study,) = [s for s in demo["studies"] if s["study_id"] == study_id]
+    return study
+
+
 def test_demo_reports_counts_pn_and_every_ln(demo: dict[str, Any]) -> None:
-    (study,) = demo["studies"]
+    assert [s["study_id"] for s in demo["studies"]] == ["DEMO-0001", "DEMO-BM01"]
+    study = _study(demo, "DEMO-0001")
     assert study["study_id"] == "DEMO-0001" and study["status"] == "preliminary"
     assert [s["slide_id"] for s in study["slides"]] == [f"DEMO-0001_A{i}" for i in range(1, 5)]
     assert study["positive"] == sum(s["positive"] for s in study["slides"])
@@ -74,10 +80,10 @@ def test_demo_reports_counts_pn_and_every_ln(demo: dict[str, Any]) -> None:
 
 def test_demo_writes_valid_fhir_for_every_version(demo: dict[str, Any]) -> None:
     reports = sorted((Path(demo["out"]) / "results" / "reports" / "DEMO-0001").glob("report-v*.json"))
-    assert len(reports) == demo["studies"][0]["report_version"]
+    assert len(reports) == _study(demo, "DEMO-0001")["report_version"]
     final = DiagnosticReport.model_validate(json.loads(reports[-1].read_text()))
     assert final.status == "preliminary" and final.conclusion is not None
-    assert f"p{demo['studies'][0]['pn_category']};" in final.conclusion  # e.g. "pN2;"
+    assert f"p{_study(demo, 'DEMO-0001')['pn_category']};" in final.conclusion  # e.g. "pN2;"
 
 
 def test_demo_models_find_and_call_the_synthetic_nodes(demo: dict[str, Any]) -> None:
@@ -85,11 +91,25 @@ def test_demo_models_find_and_call_the_synthetic_nodes(demo: dict[str, Any]) -> 
     truth = demo["truth"]
     detected = len(truth["lymph_nodes"])
     assert detected >= 0.75 * truth["lymph_nodes_total"], truth["missed"]
-    lns = [ln for s in demo["studies"][0]["slides"] for ln in s["lns"]]
+    lns = [ln for s in _study(demo, "DEMO-0001")["slides"] for ln in s["lns"]]
     positive = [ln["score"] for ln in lns if truth["lymph_nodes"][ln["ln_id"]]["positive"]]
     negative = [ln["score"] for ln in lns if not truth["lymph_nodes"][ln["ln_id"]]["positive"]]
     pairs = [(p > n) + 0.5 * (p == n) for p in positive for n in negative]
     assert positive and negative and sum(pairs) / len(pairs) >= 0.8  # measured: 0.93 on 8 + 7 LNs
+
+
+def test_demo_marrow_model_calls_the_synthetic_smears(demo: dict[str, Any]) -> None:
+    """The bundled marrow model on the held-out demo smears, one per class (a sanity bar for the
+    demo, not a clinical claim): every smear classified from 4 ROIs with occlusion maps."""
+    study = _study(demo, "DEMO-BM01")
+    assert study["status"] == "preliminary" and len(study["slides"]) == 3
+    calls = {s["slide_id"]: s["marrow"]["case_call"] for s in study["slides"]}
+    assert sorted(demo["truth"]["marrow"].values()) == ["aml", "donor", "mds"]
+    for slide in study["slides"]:
+        assert len(slide["marrow"]["rois"]) == 4
+        assert all(Path(roi["osm_uri"]).is_file() for roi in slide["marrow"]["rois"])
+    correct = sum(calls[slide] == label for slide, label in demo["truth"]["marrow"].items())
+    assert correct >= 2, (calls, demo["truth"]["marrow"])
 
 
 def test_run_matches_the_same_slides_twice_and_reports_a_broken_slide(tmp_path: Path) -> None:

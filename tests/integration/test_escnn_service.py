@@ -19,14 +19,13 @@ from shared.bus.admin import ensure_topics
 from shared.bus.broker import build_broker
 from shared.bus.publish import publish_event
 from shared.bus.startup import start_with_retry
-from shared.bus.subscribe import consumer_options
 from shared.errors import ErrorCode, PathStreamError
-from shared.events import BBox, LymphNodeDetected, LymphNodeScored, SlideFailed
+from shared.events import BBox, Event, LymphNodeDetected, LymphNodeScored, SlideFailed
 from shared.settings import PathStreamSettings
 from shared.synthetic.lymph_node import write_lymph_node_slide
 from shared.tilestore.ingest import ingest_slide
 from shared.topics import Topic
-from tests.integration.bus_helpers import wait_until
+from tests.integration.bus_helpers import collected, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -77,26 +76,12 @@ def _scorer(settings: PathStreamSettings, seen: list[str] | None = None) -> Lymp
 
 @pytest.fixture
 async def results(bus_settings: PathStreamSettings) -> Any:
-    seen: dict[str, list[Any]] = {"scored": [], "failed": []}
-    broker = build_broker(bus_settings)
-
-    @broker.subscriber(
-        bus_settings.topic(Topic.LN_SCORED),
-        **consumer_options(bus_settings, f"{bus_settings.topic_prefix}watch-scored"),
-    )
-    async def scored(event: LymphNodeScored) -> None:
-        seen["scored"].append(event)
-
-    @broker.subscriber(
-        bus_settings.topic(Topic.SLIDES_FAILED),
-        **consumer_options(bus_settings, f"{bus_settings.topic_prefix}watch-failed"),
-    )
-    async def failed(event: SlideFailed) -> None:
-        seen["failed"].append(event)
-
-    await start_with_retry(broker, bus_settings)
-    yield seen
-    await broker.stop()
+    topics: dict[str, tuple[Topic, type[Event]]] = {
+        "scored": (Topic.LN_SCORED, LymphNodeScored),
+        "failed": (Topic.SLIDES_FAILED, SlideFailed),
+    }
+    async with collected(bus_settings, topics) as seen:
+        yield seen
 
 
 async def test_two_workers_share_one_slides_lns_and_score_each_once(

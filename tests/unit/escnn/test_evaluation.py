@@ -52,6 +52,6 @@ def test_roc_png_is_written(tmp_path: Path) -> None:
     path = tmp_path / "roc.png"
     roc_png_for(path, _cohort())
     image = cv2.imread(str(path))
-    assert image is not None and image.shape == (512, 512, 3)
+    assert image is not None and image.shape[2] == 3 and min(image.shape[:2]) >= 400
     assert (image != 255).any(axis=2).mean() > 0.01  # axes, curves and text were drawn
     assert np.isfinite(image).all()

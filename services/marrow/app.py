@@ -1,0 +1,49 @@
+"""The marrow service on the bus: consumer group `marrow` on `slides.scanned`.
+
+`pathstream serve marrow` runs one worker; it reacts to `SlideScanned` with specimen
+`bone_marrow` (lymph-node scans are acknowledged and skipped) and publishes `MarrowClassified`
+or `SlideFailed`. The model loads once per worker; each smear is processed in a worker thread so
+heartbeats continue, and the offset is committed only after the result was acknowledged (see
+`shared.bus.worker`). Add workers to share the topic's partitions.
+"""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+
+from services.marrow.handler import MarrowHandler
+from services.marrow.model import MarrowClassifier
+from shared.bus.app import service_app
+from shared.bus.broker import build_broker
+from shared.bus.worker import subscribe_handler
+from shared.errors import ErrorCode, PathStreamError
+from shared.events import SlideScanned
+from shared.settings import PathStreamSettings
+from shared.topics import Topic
+
+GROUP_ID = "marrow"
+
+
+def load_classifier(settings: PathStreamSettings) -> MarrowClassifier:
+    """The classifier `PATHSTREAM_MARROW_CHECKPOINT` names, on `PATHSTREAM_DEVICE`.
+
+    Raises `PathStreamError(MODEL_UNAVAILABLE)` when none is configured or it is unusable.
+    """
+    if settings.marrow_checkpoint is None:
+        raise PathStreamError(
+            ErrorCode.MODEL_UNAVAILABLE,
+            "No marrow classifier checkpoint is configured.",
+            hint="Set PATHSTREAM_MARROW_CHECKPOINT to the best.pt written by `pathstream train marrow`.",
+        )
+    return MarrowClassifier.from_checkpoint(settings.marrow_checkpoint, device=settings.device)
+
+
+def build_marrow_app(
+    settings: PathStreamSettings, classifier: MarrowClassifier | None = None
+) -> tuple[FastStream, KafkaBroker]:
+    """The marrow worker's FastStream app and broker; `classifier` defaults to `load_classifier`."""
+    handler = MarrowHandler(settings, classifier or load_classifier(settings))
+    broker = build_broker(settings, description="PathStream marrow classifier")
+    subscribe_handler(broker, settings, Topic.SLIDES_SCANNED, GROUP_ID, SlideScanned, handler.handle)
+    return service_app(broker, settings, GROUP_ID), broker

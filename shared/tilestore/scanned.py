@@ -1,0 +1,47 @@
+"""The tile store of a scanned slide, as every slide-consuming service gets it.
+
+The detector and the marrow service both start from `SlideScanned`: the slide must lie below the
+allowed roots on a local or mounted path, and is ingested once (a redelivered or re-run scan
+reuses its complete store) with the working resolutions its specimen needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tiledb
+
+from shared.allowed_roots import check_allowed
+from shared.errors import ErrorCode, PathStreamError
+from shared.events import SlideScanned
+from shared.settings import PathStreamSettings
+from shared.tilestore.ingest import ingest_slide
+from shared.tilestore.layout import TileFormat
+from shared.tilestore.reader import TileStore
+
+
+def store_for_scan(event: SlideScanned, settings: PathStreamSettings, ctx: tiledb.Ctx) -> TileStore:
+    """Ingest (or reuse) the store of `event`'s slide at the arrays its specimen needs; open it.
+
+    Raises `PathStreamError` for a slide outside `PATHSTREAM_ALLOWED_ROOTS`, on object storage, or
+    unreadable (see `ingest_slide`).
+    """
+    location = check_allowed(event.uri, settings.allowed_roots)
+    if "://" in location:
+        raise PathStreamError(
+            ErrorCode.NOT_A_SLIDE,
+            f"Slide {event.uri} is on object storage; services read slide files from a local or "
+            "mounted path.",
+            hint="Mount the bucket (or copy the slide) below PATHSTREAM_ALLOWED_ROOTS and rescan.",
+        )
+    result = ingest_slide(
+        Path(location),
+        settings.store_root,
+        event.slide_id,
+        event.specimen,
+        mpp=event.mpp,
+        sha256=event.sha256,
+        ctx=ctx,
+        fmt=TileFormat.from_settings(settings),
+    )
+    return TileStore.open(result.store_uri, ctx=ctx)
