@@ -28,9 +28,7 @@ the one already exported does not retrain.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -42,9 +40,10 @@ import numpy as np
 
 from services.marrow.architectures import ARCHITECTURES
 from services.marrow.dataset import MarrowCohort
-from services.marrow.evaluation import Predictions, cross_validation_report, macro_auc, roc_png
+from services.marrow.evaluation import Predictions, cross_validation_report, macro_auc
 from services.marrow.folds import Fold, patient_folds
 from services.marrow.model import MarrowModelSpec, save_marrow_checkpoint
+from services.marrow.run_reports import write_run_reports
 from services.marrow.training import (
     Progress,
     TrainingConfig,
@@ -52,7 +51,6 @@ from services.marrow.training import (
     cross_validate,
     train_network,
 )
-from shared.atomic_files import write_bytes_atomically
 from shared.errors import ErrorCode, PathStreamError
 from shared.logs import get_logger
 from shared.model_files import model_version, read_torch_file
@@ -60,11 +58,6 @@ from shared.training_state import BEST_CHECKPOINT, InterruptFlag
 
 log = get_logger(__name__)
 
-CV_METRICS = "cv_metrics.json"
-ROC_PNG = "roc.png"
-TRIALS_CSV = "trials.csv"
-FOLDS_CSV = "folds.csv"
-PREDICTIONS_CSV = "predictions.csv"
 OPTUNA_DB = "optuna.db"
 
 
@@ -348,59 +341,6 @@ def _fixed_row(config: TrainingConfig, auc: float, started: float) -> list[dict[
     return [{"number": 0, "state": "COMPLETE", "value": auc, **_search_params(config), "seconds": seconds}]
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_bytes_atomically(path, buffer.getvalue().encode())
-
-
-def _write_reports(
-    out: Path,
-    cohort: MarrowCohort,
-    folds: list[Fold],
-    predictions: Predictions,
-    report: dict[str, Any],
-    summary: dict[str, Any],
-    trial_rows: list[dict[str, Any]],
-) -> dict[str, str]:
-    classes = [c.value for c in cohort.task.classes]
-    fold_of = {p: f.index + 1 for f in folds for p in f.test_patients}
-    labels = cohort.patient_labels
-    images = {p: cohort.patient_ids.count(p) for p in labels}
-    _write_csv(
-        out / FOLDS_CSV,
-        ["patient_id", "label", "fold", "images"],
-        [[p, classes[labels[p]], fold_of[p], images[p]] for p in sorted(labels)],
-    )
-    _write_csv(
-        out / PREDICTIONS_CSV,
-        ["path", "patient_id", "label", "fold", *[f"p_{c}" for c in classes]],
-        [
-            [str(r.path), r.patient_id, r.label.value, int(f) + 1, *[f"{p:.6f}" for p in probs]]
-            for r, f, probs in zip(cohort.records, predictions.folds, predictions.probabilities, strict=True)
-        ],
-    )
-    columns = [
-        "number",
-        "state",
-        "value",
-        "architecture",
-        "learning_rate",
-        "batch_size",
-        "strength",
-        "seconds",
-        "note",
-    ]
-    _write_csv(out / TRIALS_CSV, columns, [[row.get(c, "") for c in columns] for row in trial_rows])
-    metrics = {**summary, "metrics": report}
-    write_bytes_atomically(out / CV_METRICS, json.dumps(metrics, indent=2).encode())
-    title = f"{cohort.task.value}: {summary['config']['architecture']}, {len(folds)}-fold patient-level CV"
-    roc_png(out / ROC_PNG, predictions, classes, title)
-    return {name: str(out / name) for name in (CV_METRICS, ROC_PNG, TRIALS_CSV, FOLDS_CSV, PREDICTIONS_CSV)}
-
-
 def _exported_selection(path: Path) -> str | None:
     """The selection recorded in an existing checkpoint (None when absent or unreadable)."""
     if not path.is_file():
@@ -502,7 +442,7 @@ def train_marrow(
             "objective": "mean over folds of the image-level ROC AUC (binary: MDS positive; "
             "3-class: macro one-vs-rest)",
         }
-        files = _write_reports(out, cohort, fold_list, predictions, report, summary, trial_rows)
+        files = write_run_reports(out, cohort, fold_list, predictions, report, summary, trial_rows)
         checkpoint = out / BEST_CHECKPOINT
         retrained = _exported_selection(checkpoint) != selection
         if retrained:
