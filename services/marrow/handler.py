@@ -54,7 +54,11 @@ class SmearResult:
     """What the marrow service concluded for one smear (ROIs in the marrow array's pixels)."""
 
     rois: Sequence[ProposedRoi]
+    level0_boxes: list[BBox]
+    """The ROIs' boxes in level-0 pixels of the source slide."""
     probabilities: np.ndarray
+    call: MarrowClass
+    case_probabilities: dict[MarrowClass, float]
     osm_paths: list[Path | None]
     seconds: float
 
@@ -83,7 +87,7 @@ class MarrowHandler:
             store = retry_retriable(self.settings, lambda: store_for_scan(event, self.settings, self._ctx))
             stage = FailureStage.CLASSIFY
             result = retry_retriable(self.settings, lambda: self.classify_store(store, event.slide_id))
-            classified = self._event(event, store, result)
+            classified = self._event(event, result)
         except Exception as exc:  # every failure becomes an event; nothing escapes to the consumer
             return [failure_event(bound, event.slide_id, event.study_id, stage, exc)]
         bound.info(
@@ -127,7 +131,7 @@ class MarrowHandler:
         )
         images = [array.read(*roi.bbox) for roi in rois]
         probabilities = self.classifier.probabilities(images)
-        call, _ = case_call(probabilities, self.classifier.classes)
+        call, case_probabilities = case_call(probabilities, self.classifier.classes)
         target = self.classifier.classes.index(call)
         osm_paths: list[Path | None] = []
         for index, image in enumerate(images):
@@ -141,24 +145,20 @@ class MarrowHandler:
             path = Path(self.settings.artifact_root) / slide_id / f"roi{index:02d}_osm.png"
             write_overlay_png(path, image, importance)
             osm_paths.append(path)
-        return SmearResult(rois, probabilities, osm_paths, time.perf_counter() - started)
+        boxes = [_level0_box(array, roi.bbox) for roi in rois]
+        seconds = time.perf_counter() - started
+        return SmearResult(rois, boxes, probabilities, call, case_probabilities, osm_paths, seconds)
 
-    def _event(self, event: SlideScanned, store: TileStore, result: SmearResult) -> MarrowClassified:
+    def _event(self, event: SlideScanned, result: SmearResult) -> MarrowClassified:
         classes = self.classifier.classes
-        call, case_probabilities = case_call(result.probabilities, classes)
-        array = store.array(MARROW_ROI.name)
         rois = []
-        for index, (roi, row, osm) in enumerate(
-            zip(result.rois, result.probabilities, result.osm_paths, strict=True)
+        for index, (roi, box, row, osm) in enumerate(
+            zip(result.rois, result.level0_boxes, result.probabilities, result.osm_paths, strict=True)
         ):
-            x, y, width, height = roi.bbox
-            left, top = array.to_level0(x, y)
-            right, bottom = array.to_level0(x + width, y + height)
-            x0, y0 = int(left), int(top)
             rois.append(
                 MarrowRoi(
                     index=index,
-                    bbox=BBox(x=x0, y=y0, width=max(1, round(right) - x0), height=max(1, round(bottom) - y0)),
+                    bbox=box,
                     probabilities=_distribution(classes, row),
                     osm_uri=None if osm is None else str(osm),
                     quality={k: round(v, 4) for k, v in roi.quality.items()},
@@ -171,10 +171,19 @@ class MarrowHandler:
             slide_id=event.slide_id,
             study_id=event.study_id,
             rois=rois,
-            case_call=call,
-            case_probabilities=case_probabilities,
+            case_call=result.call,
+            case_probabilities=result.case_probabilities,
             model_version=self.classifier.model_version,
         )
+
+
+def _level0_box(array: StoreArray, bbox: tuple[int, int, int, int]) -> BBox:
+    """A box in `array`'s pixels -> the same box in level-0 pixels of the source slide."""
+    x, y, width, height = bbox
+    left, top = array.to_level0(x, y)
+    right, bottom = array.to_level0(x + width, y + height)
+    x0, y0 = int(left), int(top)
+    return BBox(x=x0, y=y0, width=max(1, round(right) - x0), height=max(1, round(bottom) - y0))
 
 
 def _distribution(classes: tuple[MarrowClass, ...], row: np.ndarray) -> dict[MarrowClass, float]:
