@@ -35,7 +35,7 @@ from benchmarks._common import emit
 
 KAFKA = os.environ.get("PATHSTREAM_BENCH_KAFKA", "127.0.0.1:19092")
 PG_ADMIN = os.environ.get(
-    "PATHSTREAM_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    "PATHSTREAM_BENCH_PG_ADMIN_URL", "postgresql+psycopg://pathstream:pathstream@127.0.0.1:5432/postgres"
 )
 
 

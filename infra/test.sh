@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# PathStream's test command: on a fresh machine, install everything the tests need, start the local
-# Kafka-protocol broker and PostgreSQL, and run the whole suite. Extra arguments go to pytest.
+# PathStream's test command: on a fresh machine, install everything the tests need, start a local
+# Apache Kafka broker and PostgreSQL (installing it where missing), and run the whole suite.
+# Extra arguments go to pytest.
 #
 #   infra/test.sh                 # everything
 #   infra/test.sh tests/unit -x   # a subset
@@ -12,10 +13,11 @@ kafka_port=${PATHSTREAM_TEST_KAFKA_PORT:-19092}
 
 infra/local/install.sh test
 infra/local/kafka-up.sh "$kafka_port"
-infra/local/postgres-up.sh pathstream_test
+pg_url=$(infra/local/postgres-up.sh pathstream_test)
 
 export PATHSTREAM_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$kafka_port"
-export PATHSTREAM_TEST_PG_ADMIN_URL=${PATHSTREAM_TEST_PG_ADMIN_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres}
+# The tests create and drop a database each; they connect to `postgres` as the role made above.
+export PATHSTREAM_TEST_PG_ADMIN_URL=${PATHSTREAM_TEST_PG_ADMIN_URL:-${pg_url%/*}/postgres}
 
 rc=0
 "$venv/bin/python" -m pytest "$@" || rc=$?

@@ -159,8 +159,30 @@ class PathStreamSettings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     kafka_ssl_keyfile_password: SecretStr | None = None
     kafka_ssl_check_hostname: bool = True
-    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
-    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=1_000, description="A consumer silent this long leaves its group."
+    )
+    kafka_heartbeat_interval_ms: int = Field(
+        default=3_000, ge=100, description="How often a consumer tells its group it is alive."
+    )
+    kafka_max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=1_000,
+        description="Longest time one message may take to handle before its consumer is taken out "
+        "of the group and the message goes to another member.",
+    )
+    kafka_request_timeout_ms: int = Field(
+        default=40_000,
+        ge=1_000,
+        description="How long a client waits for a broker's answer; a publish retries within it, "
+        "so a broker that is back within this time loses no event.",
+    )
+    kafka_max_request_size: int = Field(
+        default=1_048_576,
+        ge=1_024,
+        description="Largest event a producer sends, in bytes; keep it at or below the brokers' "
+        "`message.max.bytes` (Apache Kafka's default is 1 MiB).",
+    )
     kafka_connect_timeout_s: float = Field(
         default=60.0,
         gt=0,
@@ -238,10 +260,10 @@ class PathStreamSettings(BaseSettings):
             object.__setattr__(self, "artifact_root", str(data_dir / "artifacts"))
         if not self.allowed_roots:
             object.__setattr__(self, "allowed_roots", [str(data_dir)])
-        self._check_kafka_security()
+        self._check_kafka()
         return self
 
-    def _check_kafka_security(self) -> None:
+    def _check_kafka(self) -> None:
         uses_sasl = self.kafka_security_protocol.startswith("SASL_")
         if uses_sasl and self.kafka_sasl_mechanism is None:
             raise ValueError(
@@ -259,6 +281,12 @@ class PathStreamSettings(BaseSettings):
             raise ValueError(
                 f"SASL mechanism {self.kafka_sasl_mechanism} needs PATHSTREAM_KAFKA_SASL_USERNAME and "
                 "PATHSTREAM_KAFKA_SASL_PASSWORD."
+            )
+        if self.kafka_heartbeat_interval_ms >= self.kafka_session_timeout_ms:
+            raise ValueError(
+                f"PATHSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS ({self.kafka_heartbeat_interval_ms}) must be "
+                f"below PATHSTREAM_KAFKA_SESSION_TIMEOUT_MS ({self.kafka_session_timeout_ms}); "
+                "a third of it is usual."
             )
         if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
             raise ValueError(

@@ -23,7 +23,7 @@ from tests.real_data import real_data_dir
 SHARED_DATA = real_data_dir(strict=False)
 KAFKA_BOOTSTRAP = os.environ.get("PATHSTREAM_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 PG_ADMIN_URL = os.environ.get(
-    "PATHSTREAM_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    "PATHSTREAM_TEST_PG_ADMIN_URL", "postgresql+psycopg://pathstream:pathstream@127.0.0.1:5432/postgres"
 )
 
 

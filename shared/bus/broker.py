@@ -30,8 +30,13 @@ def build_broker(settings: PathStreamSettings, *, description: str | None = None
             LogContextMiddleware,
             DeadLetterPolicy(settings.handler_max_attempts, settings.handler_retry_wait_s),
         ],
-        # Waits for the broker to confirm each write, so an acknowledged event is durable.
+        # Waits for every in-sync replica to confirm each write, so an acknowledged event is
+        # durable; idempotence keeps a write retried after a lost acknowledgement from landing twice.
         acks="all",
+        enable_idempotence=True,
+        # Refuse an event the brokers would refuse (their `message.max.bytes`) before sending it.
+        max_request_size=settings.kafka_max_request_size,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
         # A stopping worker finishes its in-flight slide or LN within this time, or releases it
         # uncommitted to the rest of the group.
         graceful_timeout=settings.handler_graceful_timeout_s,
@@ -45,5 +50,6 @@ def client_kwargs(settings: PathStreamSettings) -> dict[str, Any]:
     return {
         "bootstrap_servers": settings.kafka_bootstrap,
         "client_id": settings.kafka_client_id,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
         **parse_security(kafka_security(settings)),
     }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 
+from shared.errors import ErrorCode, PathStreamError
 from shared.events import Event
 from shared.settings import PathStreamSettings
 
@@ -13,14 +15,35 @@ SCHEMA_VERSION_HEADER = "pathstream-schema-version"
 
 async def publish_event(broker: KafkaBroker, settings: PathStreamSettings, event: Event) -> None:
     """Send `event` as JSON to `settings.topic(event.TOPIC)` keyed by `event.kafka_key()`,
-    and wait for the brokers to acknowledge it."""
-    await broker.publish(
-        event.model_dump_json().encode(),
-        settings.topic(event.TOPIC),
-        key=event.kafka_key(),
-        headers={
-            "content-type": "application/json",
-            EVENT_TYPE_HEADER: type(event).__name__,
-            SCHEMA_VERSION_HEADER: event.schema_version,
-        },
-    )
+    and wait for the brokers to acknowledge it.
+
+    Raises `PathStreamError(EVENT_TOO_LARGE)` (not retriable) when the event is larger than this
+    producer's `PATHSTREAM_KAFKA_MAX_REQUEST_SIZE` or than the brokers accept: nothing was written.
+    """
+    body = event.model_dump_json().encode()
+    topic = settings.topic(event.TOPIC)
+    try:
+        await broker.publish(
+            body,
+            topic,
+            key=event.kafka_key(),
+            headers={
+                "content-type": "application/json",
+                EVENT_TYPE_HEADER: type(event).__name__,
+                SCHEMA_VERSION_HEADER: event.schema_version,
+            },
+        )
+    except MessageSizeTooLargeError as exc:
+        # aiokafka names its own setting when it refuses before sending; otherwise a broker did.
+        if "max_request_size" in str(exc):
+            limit = settings.kafka_max_request_size
+            who = f"this producer's limit (PATHSTREAM_KAFKA_MAX_REQUEST_SIZE={limit:,})"
+        else:
+            who = f"the broker's limit for {topic} (message.max.bytes / max.message.bytes)"
+        raise PathStreamError(
+            ErrorCode.EVENT_TOO_LARGE,
+            f"{type(event).__name__} for {event.kafka_key().decode(errors='replace')} is "
+            f"{len(body):,} bytes, over {who}; it was not sent.",
+            hint="Raise the brokers' message.max.bytes (or the topic's max.message.bytes) and "
+            "PATHSTREAM_KAFKA_MAX_REQUEST_SIZE together, or make the event smaller.",
+        ) from exc

@@ -24,6 +24,7 @@ def consumer_options(settings: PathStreamSettings, group_id: str, **overrides: A
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "max_poll_interval_ms": settings.kafka_max_poll_interval_ms,
     }
     options.update(overrides)
     return options

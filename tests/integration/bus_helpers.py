@@ -30,8 +30,8 @@ async def collected(
     settings: PathStreamSettings, topics: dict[str, tuple[Topic, type[Event]]]
 ) -> AsyncIterator[dict[str, list[Any]]]:
     """Collect what is published on each topic: {name: (topic, event type)} -> {name: [events]},
-    each topic read by its own consumer group (members of one group with different subscriptions
-    rebalance slowly), until the block ends."""
+    each topic read by its own consumer group (so collectors joining or leaving never make each
+    other rebalance), until the block ends."""
     seen: dict[str, list[Any]] = {name: [] for name in topics}
     broker = build_broker(settings)
 

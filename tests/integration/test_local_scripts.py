@@ -1,0 +1,66 @@
+"""The local start-up scripts say in one line what to install when Java or Maven fails them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.kafka_broker import KAFKA_UP, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _run_kafka_up(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(KAFKA_UP), str(free_port())], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_without_java_kafka_up_names_what_to_install(tmp_path: Path) -> None:
+    # A PATH with only what the script needs before it looks for Java.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "sed"):
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env.update(PATH=str(bin_dir), PATHSTREAM_RUN_DIR=str(tmp_path / "state"))
+
+    done = _run_kafka_up(env)
+
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "java not found" in lines[0] and "install Java 17" in lines[0]
+    assert "openjdk-17-jre-headless" in lines[0]
+
+
+def test_a_failed_maven_resolution_is_one_clear_line(tmp_path: Path) -> None:
+    # Maven offline with an empty local repository: the broker cannot be resolved, for real.
+    home = tmp_path / "home"
+    (home / ".m2").mkdir(parents=True)
+    (home / ".m2" / "settings.xml").write_text(
+        "<settings><offline>true</offline>"
+        f"<localRepository>{tmp_path / 'empty-repo'}</localRepository></settings>"
+    )
+    env = {
+        **os.environ,
+        # Maven reads settings from Java's user.home, which is not $HOME.
+        "MAVEN_OPTS": f"-Duser.home={home}",
+        "PATHSTREAM_KAFKA_HOME": str(tmp_path / "jars"),
+        "PATHSTREAM_RUN_DIR": str(tmp_path / "state"),
+    }
+
+    done = _run_kafka_up(env)
+
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.strip().splitlines() if not line.startswith("kafka-up: resolving")]
+    assert len(lines) == 1, done.stderr
+    assert "Maven could not resolve org.apache.kafka:kafka_2.13:4." in lines[0]
+    assert str(tmp_path / "jars" / "maven.log") in lines[0]
+    assert not (tmp_path / "jars" / "lib").exists()  # nothing half-resolved is taken for the broker
