@@ -11,6 +11,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+from shared.settings import PathStreamSettings
+
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_UP = REPO / "infra" / "local" / "kafka-up.sh"
 KAFKA_DOWN = REPO / "infra" / "local" / "kafka-down.sh"
@@ -37,6 +39,17 @@ class PrivateKafka:
     def log_path(self) -> Path:
         """The broker's own log (server.log) of its latest start."""
         return self.state_dir / f"kafka-{self.port}" / "server.log"
+
+    def settings(self, data_dir: Path, session_timeout_ms: int = 2000) -> PathStreamSettings:
+        """Client settings for this broker: topics under `restart.`, quick group liveness."""
+        return PathStreamSettings(
+            data_dir=data_dir,
+            kafka_bootstrap=self.bootstrap,
+            topic_prefix="restart.",
+            kafka_session_timeout_ms=session_timeout_ms,
+            kafka_heartbeat_interval_ms=500,
+            kafka_connect_timeout_s=30,
+        )
 
     def _env(self) -> dict[str, str]:
         return {

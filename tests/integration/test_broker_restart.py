@@ -39,17 +39,6 @@ def kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
     broker.stop()
 
 
-def _settings(kafka: PrivateKafka, tmp_path: Path) -> PathStreamSettings:
-    return PathStreamSettings(
-        data_dir=tmp_path,
-        kafka_bootstrap=kafka.bootstrap,
-        topic_prefix="restart.",
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=500,
-        kafka_connect_timeout_s=30,
-    )
-
-
 def _reader(settings: PathStreamSettings, group: str, seen: list[str]) -> KafkaBroker:
     broker = build_broker(settings)
 
@@ -85,7 +74,7 @@ async def _publish(settings: PathStreamSettings, events: list[LymphNodeDetected]
 async def test_messages_and_committed_offsets_survive_a_broker_restart(
     kafka: PrivateKafka, tmp_path: Path
 ) -> None:
-    settings = _settings(kafka, tmp_path)
+    settings = kafka.settings(tmp_path)
     await ensure_topics(settings, [settings.topic(Topic.LN_DETECTED)], partitions=1)
     events = [ln_detected(index=i) for i in range(10)]
     ids = [e.ln_id for e in events]

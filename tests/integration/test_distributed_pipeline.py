@@ -196,14 +196,7 @@ async def test_study_in_flight_across_a_broker_restart_reports_like_an_undisturb
 ) -> None:
     kafka = PrivateKafka(tmp_path / "kafka")
     kafka.start()
-    settings = PathStreamSettings(
-        data_dir=tmp_path,
-        kafka_bootstrap=kafka.bootstrap,
-        topic_prefix="restart.",
-        kafka_session_timeout_ms=6000,
-        kafka_heartbeat_interval_ms=500,
-        kafka_connect_timeout_s=30,
-    )
+    settings = kafka.settings(tmp_path, session_timeout_ms=6000)
     logs = tmp_path / "logs"
     logs.mkdir()
     processes = Processes(_cluster_env(kafka.bootstrap, settings.topic_prefix, pg_url, tmp_path), logs)

@@ -90,3 +90,25 @@ def test_describe_masks_secrets(tmp_path: Path) -> None:
     assert shown["PATHSTREAM_KAFKA_SASL_PASSWORD"] == "***"
     assert shown["PATHSTREAM_DATABASE_URL"] == "postgresql+psycopg://ps:***@db/pathstream"
     assert mask_database_url("not a url ::") == "<unparsable database URL>"
+
+
+def test_kafka_client_timeouts_and_sizes_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from shared.bus.subscribe import consumer_options
+
+    monkeypatch.setenv("PATHSTREAM_KAFKA_SESSION_TIMEOUT_MS", "45000")
+    monkeypatch.setenv("PATHSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS", "15000")
+    monkeypatch.setenv("PATHSTREAM_KAFKA_MAX_POLL_INTERVAL_MS", "3600000")
+    monkeypatch.setenv("PATHSTREAM_KAFKA_REQUEST_TIMEOUT_MS", "60000")
+    monkeypatch.setenv("PATHSTREAM_KAFKA_MAX_REQUEST_SIZE", "5242880")
+    settings = PathStreamSettings(data_dir=tmp_path)
+    options = consumer_options(settings, "escnn")
+    assert (options["session_timeout_ms"], options["heartbeat_interval_ms"]) == (45000, 15000)
+    assert options["max_poll_interval_ms"] == 3_600_000
+    assert (settings.kafka_request_timeout_ms, settings.kafka_max_request_size) == (60000, 5_242_880)
+
+
+def test_a_heartbeat_must_be_shorter_than_the_session(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match=r"HEARTBEAT_INTERVAL_MS .* must be below"):
+        PathStreamSettings(data_dir=tmp_path, kafka_session_timeout_ms=3000, kafka_heartbeat_interval_ms=3000)
