@@ -20,7 +20,9 @@ state=${PATHSTREAM_RUN_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/pathstream}/ka
 pidfile="$state/broker.pid"
 stop_timeout_s=${PATHSTREAM_KAFKA_STOP_TIMEOUT_S:-30}
 
-if [ -f "$pidfile" ] && pid=$(cat "$pidfile") && kill -0 "$pid" 2>/dev/null; then
+# Only a process that is this broker is stopped: the pid may have been reused after a crash.
+if [ -f "$pidfile" ] && pid=$(cat "$pidfile") && [[ "$pid" =~ ^[0-9]+$ ]] \
+    && ps -p "$pid" -o args= 2>/dev/null | grep -qF "$state/server.properties"; then
   # SIGTERM makes Kafka shut down cleanly (logs flushed, no recovery at the next start).
   kill -TERM "$pid"
   for _ in $(seq 1 $((stop_timeout_s * 4))); do

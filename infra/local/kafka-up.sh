@@ -56,8 +56,12 @@ answers() {
     grep -q "Kafka Server started" "$log" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
   fi
 }
+# The pid in the pid file, if that process is still this broker (a pid left by a broker that died
+# with the machine may since belong to something else).
 running_pid() {
-  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && cat "$pidfile"
+  local pid
+  [ -f "$pidfile" ] && pid=$(cat "$pidfile") && [[ "$pid" =~ ^[0-9]+$ ]] \
+    && ps -p "$pid" -o args= 2>/dev/null | grep -qF "$state/server.properties" && echo "$pid"
 }
 report() {
   local how=$1 pid
