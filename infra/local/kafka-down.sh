@@ -16,13 +16,12 @@ for arg in "$@"; do
     *) [[ "$arg" =~ ^[0-9]+$ ]] || { echo "kafka-down: unknown argument '$arg'" >&2; exit 2; }; port=$arg ;;
   esac
 done
-state=${PATHSTREAM_RUN_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/pathstream}/kafka-$port
-pidfile="$state/broker.pid"
+# shellcheck source=kafka/broker-state.sh
+. "$(dirname "$0")/kafka/broker-state.sh"
 stop_timeout_s=${PATHSTREAM_KAFKA_STOP_TIMEOUT_S:-30}
 
 # Only a process that is this broker is stopped: the pid may have been reused after a crash.
-if [ -f "$pidfile" ] && pid=$(cat "$pidfile") && [[ "$pid" =~ ^[0-9]+$ ]] \
-    && ps -p "$pid" -o args= 2>/dev/null | grep -qF "$state/server.properties"; then
+if pid=$(running_pid); then
   # SIGTERM makes Kafka shut down cleanly (logs flushed, no recovery at the next start).
   kill -TERM "$pid"
   for _ in $(seq 1 $((stop_timeout_s * 4))); do

@@ -32,8 +32,8 @@ pom="$here/kafka/pom.xml"
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
 [ -n "$version" ] || fail "no <kafka.version> in $pom"
 kafka_home=${PATHSTREAM_KAFKA_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/pathstream/kafka-$version}
-state=${PATHSTREAM_RUN_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/pathstream}/kafka-$port
-pidfile="$state/broker.pid"
+# shellcheck source=kafka/broker-state.sh
+. "$here/kafka/broker-state.sh"
 log="$state/server.log"
 timeout_s=${PATHSTREAM_KAFKA_START_TIMEOUT_S:-60}
 
@@ -46,22 +46,17 @@ java_major=$("$java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | h
   || fail "Apache Kafka $version needs Java 17 or newer, $java is version ${java_major:-unknown}; install openjdk-17-jre-headless or set JAVA_HOME"
 
 # --- Does something answer already? --------------------------------------------------------------
-has_probe() { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import aiokafka' 2>/dev/null; }
-# A broker answers when it returns cluster metadata (the same check the services and tests use);
-# without the project's environment, its own "Kafka Server started" line and an open port stand in.
+# The project's environment, when installed, asks the broker for cluster metadata: the same check
+# the services and tests use.
+metadata_probe=no
+[ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import aiokafka' 2>/dev/null && metadata_probe=yes
+metadata_answers() { (cd "$repo" && "$venv/bin/python" -m shared.bus.probe "$address" --timeout "$1"); }
+# Our broker answers once its log says "Kafka Server started" and its port is open, and (where the
+# metadata probe is available) it returns metadata; the cheap checks come first, so no Python
+# process competes with the JVM's start for the CPU.
 answers() {
-  if has_probe; then
-    (cd "$repo" && "$venv/bin/python" -m shared.bus.probe "$address" --timeout "${1:-2}")
-  else
-    grep -q "Kafka Server started" "$log" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
-  fi
-}
-# The pid in the pid file, if that process is still this broker (a pid left by a broker that died
-# with the machine may since belong to something else).
-running_pid() {
-  local pid
-  [ -f "$pidfile" ] && pid=$(cat "$pidfile") && [[ "$pid" =~ ^[0-9]+$ ]] \
-    && ps -p "$pid" -o args= 2>/dev/null | grep -qF "$state/server.properties" && echo "$pid"
+  grep -q "Kafka Server started" "$log" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
+    && { [ "$metadata_probe" = no ] || metadata_answers "$1"; }
 }
 report() {
   local how=$1 pid
@@ -75,7 +70,7 @@ if [ -n "$pid" ] && answers 3; then
   exit 0
 fi
 if [ -z "$pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-  if has_probe && answers 3; then
+  if [ "$metadata_probe" = yes ] && metadata_answers 3; then
     echo "kafka-up: a Kafka broker not started by this script already answers on $address; using it" >&2
     exit 0
   fi

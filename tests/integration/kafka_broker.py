@@ -35,11 +35,6 @@ class PrivateKafka:
         self.bootstrap = f"127.0.0.1:{self.port}"
         self._starting: subprocess.Popen[str] | None = None
 
-    @property
-    def log_path(self) -> Path:
-        """The broker's own log (server.log) of its latest start."""
-        return self.state_dir / f"kafka-{self.port}" / "server.log"
-
     def settings(self, data_dir: Path, session_timeout_ms: int = 2000) -> PathStreamSettings:
         """Client settings for this broker: topics under `restart.`, quick group liveness."""
         return PathStreamSettings(
@@ -80,7 +75,8 @@ class PrivateKafka:
     def stop(self, *, keep_data: bool = False) -> None:
         """Stop it by pid (clean shutdown); without `keep_data` its storage is deleted too."""
         if self._starting is not None:
-            self._starting.wait(120)
+            # Reading its output to the end also keeps kafka-up from blocking on a full pipe.
+            self._starting.communicate(timeout=120)
             self._starting = None
         args = [str(KAFKA_DOWN), str(self.port)] + (["--keep-data"] if keep_data else [])
         subprocess.run(args, env=self._env(), capture_output=True, text=True, timeout=60, check=True)

@@ -1,0 +1,12 @@
+# Sourced by kafka-up.sh and kafka-down.sh, after `port` is set: where the local broker on that port
+# keeps its state, and which process is that broker.
+state=${PATHSTREAM_RUN_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/pathstream}/kafka-$port
+pidfile="$state/broker.pid"
+
+# The pid in the pid file, if that process is still this broker (a pid left by a broker that died
+# with the machine may since belong to something else).
+running_pid() {
+  local pid
+  [ -f "$pidfile" ] && pid=$(cat "$pidfile") && [[ "$pid" =~ ^[0-9]+$ ]] \
+    && ps -p "$pid" -o args= 2>/dev/null | grep -qF "$state/server.properties" && echo "$pid"
+}
