@@ -14,6 +14,8 @@ kafka_port=${PATHSTREAM_TEST_KAFKA_PORT:-19092}
 infra/local/install.sh test
 infra/local/kafka-up.sh "$kafka_port"
 pg_url=$(infra/local/postgres-up.sh pathstream_test)
+[[ "$pg_url" =~ ^postgresql\+psycopg://[^[:space:]]+$ ]] \
+  || { echo "test: postgres-up printed '$pg_url' where one database URL was expected" >&2; exit 1; }
 
 export PATHSTREAM_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$kafka_port"
 # The tests create and drop a database each; they connect to `postgres` as the role made above.

@@ -18,6 +18,10 @@ export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432}
 role=${PATHSTREAM_PG_USER:-pathstream}
 password=${PATHSTREAM_PG_PASSWORD:-pathstream}
 fail() { echo "postgres-up: $*" >&2; exit 1; }
+# Callers read stdout as the URL: whatever the tools below print (pg_ctlcluster's "Removed stale pid
+# file.", apt's progress) goes to stderr; only the last line reaches the saved stdout (fd 3), which
+# the server and installers are started without so that a caller's $(...) does not wait for them.
+exec 3>&1 1>&2
 
 for name in "$dbname" "$role"; do
   [[ "$name" =~ ^[a-z_][a-z0-9_]*$ ]] || fail "'$name' is not a plain lower-case PostgreSQL name (letters, digits, _)"
@@ -38,7 +42,7 @@ if ! pg_isready -q 2>/dev/null; then
     echo "postgres-up: PostgreSQL is not installed; installing Debian's postgresql package" >&2
     [ "$(id -u)" -eq 0 ] || fail "PostgreSQL is missing; install it (apt-get install postgresql) or run this as root"
     log=$(mktemp)
-    if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; } >"$log" 2>&1; then
+    if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; } >"$log" 2>&1 3>&-; then
       tail -n 20 "$log" >&2
       fail "apt-get could not install postgresql (output above)"
     fi
@@ -50,13 +54,13 @@ if ! pg_isready -q 2>/dev/null; then
     name=main
     pg_lsclusters --no-header 2>/dev/null | awk '{ print $1, $2 }' | grep -qx "$version main" && name=pathstream
     echo "postgres-up: creating PostgreSQL $version cluster '$name' on port $PGPORT" >&2
-    as_root pg_createcluster "$version" "$name" --port "$PGPORT" >/dev/null
+    as_root pg_createcluster "$version" "$name" --port "$PGPORT" >/dev/null 3>&-
     cluster="$version $name"
   fi
   echo "postgres-up: starting PostgreSQL cluster $cluster" >&2
   # --skip-systemctl-redirect: machines without systemd (containers, CI) start it directly.
   # shellcheck disable=SC2086
-  as_root pg_ctlcluster --skip-systemctl-redirect $cluster start \
+  as_root pg_ctlcluster --skip-systemctl-redirect $cluster start 3>&- \
     || fail "pg_ctlcluster could not start cluster $cluster; see /var/log/postgresql/"
 fi
 for _ in $(seq 1 120); do
@@ -92,4 +96,4 @@ fi
 PGPASSWORD=$password psql -U "$role" -d "$dbname" -qtAc "SELECT 1" >/dev/null \
   || fail "role $role cannot log in to $dbname over TCP on $PGHOST:$PGPORT; check pg_hba.conf allows password (scram-sha-256) logins from $PGHOST"
 echo "postgres-up: PostgreSQL $(psql --version | awk '{ print $3 }') ready on $PGHOST:$PGPORT, database $dbname, role $role" >&2
-echo "postgresql+psycopg://$role:$password@$PGHOST:$PGPORT/$dbname"
+echo "postgresql+psycopg://$role:$password@$PGHOST:$PGPORT/$dbname" >&3

@@ -64,3 +64,46 @@ def test_a_failed_maven_resolution_is_one_clear_line(tmp_path: Path) -> None:
     assert "Maven could not resolve org.apache.kafka:kafka_2.13:4." in lines[0]
     assert str(tmp_path / "jars" / "maven.log") in lines[0]
     assert not (tmp_path / "jars" / "lib").exists()  # nothing half-resolved is taken for the broker
+
+
+POSTGRES_UP = Path(__file__).resolve().parents[2] / "infra" / "local" / "postgres-up.sh"
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("pg_createcluster") is None,
+    reason="needs root and Debian's PostgreSQL cluster tools",
+)
+def test_postgres_up_prints_only_the_url_after_a_stale_pid_file(tmp_path: Path) -> None:
+    # The failure CI met: a cluster left with a stale postmaster.pid, where pg_ctlcluster prints
+    # "Removed stale pid file." on stdout, which the test command read as part of the URL.
+    version = sorted(os.listdir("/usr/lib/postgresql"), key=lambda v: int(v))[-1]
+    port = free_port()
+    name = f"pstest{port}"
+    subprocess.run(
+        ["pg_createcluster", version, name, "--port", str(port)],
+        check=True, capture_output=True, timeout=120,
+    )
+    try:
+        pid_file = Path(f"/var/lib/postgresql/{version}/{name}/postmaster.pid")
+        pid_file.write_text(f"999999\n{pid_file.parent}\n0\n{port}\n/var/run/postgresql\n")
+        shutil.chown(pid_file, "postgres")
+        env = {**os.environ, "PGPORT": str(port), "PGHOST": "127.0.0.1"}
+
+        done = subprocess.run(
+            [str(POSTGRES_UP), "pathstream_test"], env=env, capture_output=True, text=True,
+            timeout=120,
+        )
+
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == (
+            f"postgresql+psycopg://pathstream:pathstream@127.0.0.1:{port}/pathstream_test\n"
+        ), done.stdout
+        ok = subprocess.run(
+            ["psql", done.stdout.strip().replace("+psycopg", ""), "-qtAc", "SELECT 1"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert ok.stdout.strip() == "1", ok.stderr
+    finally:
+        subprocess.run(
+            ["pg_dropcluster", "--stop", version, name], capture_output=True, timeout=120
+        )
