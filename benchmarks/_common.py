@@ -38,7 +38,7 @@ def machine() -> dict[str, Any]:
 
 def quiet_logs() -> None:
     """Send PathStream's logs to stderr at WARNING, keeping stdout for the JSON result."""
-    from shared.logs import configure_logging
+    from pathstream.shared.logs import configure_logging
 
     configure_logging("WARNING", "json", sys.stderr)
 

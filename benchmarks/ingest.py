@@ -21,14 +21,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import emit, quiet_logs
-from shared.synthetic.lymph_node import write_lymph_node_slide
+from pathstream.synthetic.lymph_node import write_lymph_node_slide
 
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from shared.logs import configure_logging
+from pathstream.shared.logs import configure_logging
 configure_logging("WARNING", "json", sys.stderr)
-from shared.tilestore.ingest import ingest_slide
+from pathstream.shared.tilestore.ingest import ingest_slide
 slide, store, workers = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 started = time.perf_counter()
 result = ingest_slide(slide, store, "bench", workers=workers)

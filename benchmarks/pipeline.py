@@ -40,7 +40,7 @@ PG_ADMIN = os.environ.get(
 
 
 def _model_env(data_dir: Path) -> dict[str, str]:
-    from services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
+    from pathstream.services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
 
     return {
         **os.environ,
@@ -60,7 +60,7 @@ def _run_embedded(slides: list[Path], work: Path) -> tuple[float, dict[str, Any]
         [
             sys.executable,
             "-m",
-            "services.cli",
+            "pathstream.services.cli",
             "run",
             *map(str, slides),
             "--out",
@@ -81,7 +81,7 @@ def _run_embedded(slides: list[Path], work: Path) -> tuple[float, dict[str, Any]
 
 def large_slide(root: Path) -> dict[str, Any]:
     """Embedded seconds for one 30k x 30k slide with 8 LNs (generation not counted)."""
-    from shared.synthetic.lymph_node import write_lymph_node_slide
+    from pathstream.synthetic.lymph_node import write_lymph_node_slide
 
     started = time.perf_counter()
     slide, truth = write_lymph_node_slide(
@@ -110,14 +110,14 @@ async def _kafka_study(slides: list[Path], work: Path) -> tuple[float, dict[str,
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from shared.bus.admin import ensure_topics
-    from shared.bus.broker import build_broker
-    from shared.bus.startup import start_with_retry
-    from shared.bus.subscribe import consumer_options
-    from shared.db import migrate
-    from shared.events import LymphNodeScored, ReportReady
-    from shared.settings import PathStreamSettings
-    from shared.topics import Topic
+    from pathstream.shared.bus.admin import ensure_topics
+    from pathstream.shared.bus.broker import build_broker
+    from pathstream.shared.bus.startup import start_with_retry
+    from pathstream.shared.bus.subscribe import consumer_options
+    from pathstream.shared.db import migrate
+    from pathstream.shared.events import LymphNodeScored, ReportReady
+    from pathstream.shared.settings import PathStreamSettings
+    from pathstream.shared.topics import Topic
     from tests.integration.service_processes import Processes
 
     name = f"pathstream_bench_{uuid.uuid4().hex[:8]}"
@@ -189,7 +189,7 @@ async def _kafka_study(slides: list[Path], work: Path) -> tuple[float, dict[str,
 
 def three_slides(root: Path) -> dict[str, Any]:
     """The same 3-slide study embedded and on Kafka (one detector, two ESCNN workers, one reporter)."""
-    from services.demo.cohort import write_demo_study
+    from pathstream.services.demo.cohort import write_demo_study
 
     written = write_demo_study(root / "study", 3)
     slides = [s.path for s in written]

@@ -36,8 +36,8 @@ import numpy as np, torch
 import torch.nn.functional as F
 sys.path.insert(0, sys.argv[1])
 from benchmarks.streaming import synthetic_tissue, randomised_model
-from services.escnn.model import preprocess
-from services.escnn.streaming import StreamingESCNN
+from pathstream.services.escnn.model import preprocess
+from pathstream.services.escnn.streaming import StreamingESCNN
 
 spec = json.loads(sys.argv[2])
 device = torch.device(spec["device"])
@@ -146,7 +146,7 @@ def randomised_model(backbone: str):  # type: ignore[no-untyped-def]
     """An ESCNN with varied frozen statistics (a realistic amount of work, not a trained model)."""
     import torch
 
-    from services.escnn.model import FrozenBatchNorm2d, build_escnn
+    from pathstream.services.escnn.model import FrozenBatchNorm2d, build_escnn
 
     torch.manual_seed(0)
     model = build_escnn(backbone)
@@ -178,8 +178,8 @@ def exactness(backbone: str) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from services.escnn.model import preprocess
-    from services.escnn.streaming import StreamingESCNN
+    from pathstream.services.escnn.model import preprocess
+    from pathstream.services.escnn.streaming import StreamingESCNN
 
     model = randomised_model(backbone)
     image = synthetic_tissue(1500, 0.5, "band").read(0, 0, 1300, 1500)

@@ -24,7 +24,7 @@ from benchmarks._common import emit, quiet_logs
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from shared.synthetic.lymph_node import write_lymph_node_slide
+from pathstream.synthetic.lymph_node import write_lymph_node_slide
 size, out = int(sys.argv[1]), Path(sys.argv[2])
 started = time.perf_counter()
 write_lymph_node_slide(out, size, size, max(1, round((size / 10000) ** 2)), seed=size, mpp=0.25)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 OBJECT_STORE_SCHEMES = frozenset({"s3", "gcs", "azure"})
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import PathStreamError
-from shared.events import FailureStage, SlideFailed
+from pathstream.shared.errors import PathStreamError
+from pathstream.shared.events import FailureStage, SlideFailed
 
 
 def failure_event(

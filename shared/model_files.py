@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 
 def model_version(service: str, path: str | Path) -> str:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.atomic_files import write_bytes_atomically
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.atomic_files import write_bytes_atomically
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 Ring = list[tuple[float, float]]
 

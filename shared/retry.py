@@ -12,8 +12,8 @@ from typing import TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from shared.errors import PathStreamError
-from shared.settings import PathStreamSettings
+from pathstream.shared.errors import PathStreamError
+from pathstream.shared.settings import PathStreamSettings
 
 T = TypeVar("T")
 

@@ -299,7 +299,7 @@ class PathStreamSettings(BaseSettings):
         return self.kafka_security_protocol in ("SSL", "SASL_SSL")
 
     def topic(self, name: str) -> str:
-        """Return the concrete topic name for a base name from `shared.topics` (prefix applied)."""
+        """Return the concrete topic name for a base name from `pathstream.shared.topics` (prefix applied)."""
         return f"{self.topic_prefix}{name}"
 
     def describe(self) -> dict[str, str]:

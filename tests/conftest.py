@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from shared.bus.probe import broker_answers
-from shared.settings import PathStreamSettings
+from pathstream.shared.bus.probe import broker_answers
+from pathstream.shared.settings import PathStreamSettings
 from tests.real_data import real_data_dir
 
 SHARED_DATA = real_data_dir(strict=False)

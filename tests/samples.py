@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.errors import ErrorCode
-from shared.events import (
+from pathstream.shared.errors import ErrorCode
+from pathstream.shared.events import (
     BBox,
     Event,
     FailureStage,

@@ -31,9 +31,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 stamp="$venv/.pathstream-install"
-project_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+project_hash=$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
 want="$project_hash extras=${extras}"
-if [ -f "$stamp" ] && "$venv/bin/python" -c 'import shared, services' 2>/dev/null; then
+if [ -f "$stamp" ] && "$venv/bin/python" -I -c 'import pathstream.services, pathstream.shared' 2>/dev/null; then
   have=$(cat "$stamp")
   # An install with extras also satisfies a plain one.
   if [ "$have" = "$want" ] || { [ -z "$extras" ] && [ "${have%% *}" = "$project_hash" ]; }; then

@@ -50,7 +50,7 @@ java_major=$("$java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | h
 # the services and tests use.
 metadata_probe=no
 [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import aiokafka' 2>/dev/null && metadata_probe=yes
-metadata_answers() { (cd "$repo" && "$venv/bin/python" -m shared.bus.probe "$address" --timeout "$1"); }
+metadata_answers() { (cd "$repo" && "$venv/bin/python" -m pathstream.shared.bus.probe "$address" --timeout "$1"); }
 # Our broker answers once its log says "Kafka Server started" and its port is open, and (where the
 # metadata probe is available) it returns metadata; the cheap checks come first, so no Python
 # process competes with the JVM's start for the CPU.

@@ -9,13 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.cli import api, bus, db, ingest, review, run, serve, synth, users, watch
-from services.cli.errors import fail
-from services.detector import commands as detector_commands
-from services.escnn import commands as escnn_commands
-from services.marrow import commands as marrow_commands
-from shared.logs import configure_logging
-from shared.settings import get_settings
+from pathstream.services.cli import api, bus, db, ingest, review, run, serve, synth, users, watch
+from pathstream.services.cli.errors import fail
+from pathstream.services.detector.training import commands as detector_commands
+from pathstream.services.escnn.training import commands as escnn_commands
+from pathstream.services.marrow.training import commands as marrow_commands
+from pathstream.shared.logs import configure_logging
+from pathstream.shared.settings import get_settings
 
 app = typer.Typer(
     name="pathstream",

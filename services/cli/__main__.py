@@ -1,5 +1,5 @@
-"""`python -m services.cli ...` (what `torchrun ... -m services.cli train escnn` runs)."""
+"""`python -m pathstream.services.cli ...` (what `torchrun ... -m pathstream.services.cli train escnn` runs)."""
 
-from services.cli import main
+from pathstream.services.cli import main
 
 main()

@@ -6,16 +6,16 @@ import json
 
 import typer
 
-from shared.settings import get_settings
+from pathstream.shared.settings import get_settings
 
 app = typer.Typer(help="The pathologist review API (FastAPI).", no_args_is_help=True)
 
 
 def _build():  # type: ignore[no-untyped-def]
-    from services.reporter.api import build_api
-    from services.reporter.auth import DatabaseTokens
-    from services.reporter.review import Review
-    from shared.db.engine import create_db_engine, session_factory
+    from pathstream.services.review.api import build_api
+    from pathstream.services.review.auth import DatabaseTokens
+    from pathstream.services.review.amendments import Review
+    from pathstream.shared.db.engine import create_db_engine, session_factory
 
     settings = get_settings()
     sessions = session_factory(create_db_engine(settings.database_url))
@@ -30,7 +30,7 @@ def serve(
     """Serve the API with uvicorn (behind the hospital's TLS-terminating proxy)."""
     import uvicorn
 
-    from shared.db.migrate import require_current_schema
+    from pathstream.shared.db.migrate import require_current_schema
 
     require_current_schema(get_settings().database_url)
     uvicorn.run(_build(), host=host, port=port, log_config=None, proxy_headers=True)

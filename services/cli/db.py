@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from shared.db import migrate
-from shared.settings import get_settings, mask_database_url
+from pathstream.shared.db import migrate
+from pathstream.shared.settings import get_settings, mask_database_url
 
 app = typer.Typer(
     help="Database schema migrations (Alembic) for PATHSTREAM_DATABASE_URL.", no_args_is_help=True

@@ -8,8 +8,8 @@ from typing import NoReturn
 from pydantic import ValidationError
 from rich.console import Console
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.logs import get_logger
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.logs import get_logger
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE

@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from shared.events import Specimen
-from shared.naming import slide_id_for
-from shared.settings import get_settings
-from shared.tilestore.context import tiledb_context
-from shared.tilestore.ingest import IngestResult, ingest_slide
-from shared.tilestore.layout import TileFormat
+from pathstream.shared.events import Specimen
+from pathstream.shared.naming import slide_id_for
+from pathstream.shared.settings import get_settings
+from pathstream.shared.tilestore.context import tiledb_context
+from pathstream.shared.tilestore.ingest import IngestResult, ingest_slide
+from pathstream.shared.tilestore.layout import TileFormat
 
 console = Console(highlight=False)
 

@@ -14,13 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.reporter.auth import DatabaseTokens, Principal
-from services.reporter.review import Amendment, Review
-from shared.db.engine import create_db_engine, session_factory
-from shared.db.migrate import require_current_schema
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import LnLabel
-from shared.settings import get_settings
+from pathstream.services.review.auth import DatabaseTokens, Principal
+from pathstream.services.review.amendments import Amendment, Review
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.db.migrate import require_current_schema
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import LnLabel
+from pathstream.shared.settings import get_settings
 
 app = typer.Typer(
     help="Pathologist review: list, relabel, edit contours, QuPath export / import.", no_args_is_help=True
@@ -99,7 +99,7 @@ def show(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    from services.embedded.report_view import render_study
+    from pathstream.services.embedded.report_view import render_study
 
     console.print(render_study(result))
 

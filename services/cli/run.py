@@ -13,9 +13,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import Specimen
-from shared.settings import PathStreamSettings, get_settings
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import Specimen
+from pathstream.shared.settings import PathStreamSettings, get_settings
 
 console = Console(highlight=False)
 
@@ -45,15 +45,15 @@ def run_pipeline(
     settings: PathStreamSettings, slides: list[Path], study: str | None, specimen: Specimen, out: Path
 ) -> list[dict[str, Any]]:
     """Run `slides` through the embedded pipeline with the configured models; return each study's
-    result (`services.embedded.report_view.study_result`)."""
-    from services.detector.app import load_segmenter
-    from services.detector.handler import DetectorHandler
-    from services.embedded.pipeline import EmbeddedPipeline, plan_slides
-    from services.escnn.app import load_scorer
-    from services.escnn.handler import EscnnHandler
-    from services.marrow.app import load_classifier
-    from services.marrow.handler import MarrowHandler
-    from services.reporter.study_view import study_result
+    result (`pathstream.services.embedded.report_view.study_result`)."""
+    from pathstream.services.detector.app import load_segmenter
+    from pathstream.services.detector.handler import DetectorHandler
+    from pathstream.services.embedded.pipeline import EmbeddedPipeline, plan_slides
+    from pathstream.services.escnn.app import load_scorer
+    from pathstream.services.escnn.handler import EscnnHandler
+    from pathstream.services.marrow.app import load_classifier
+    from pathstream.services.marrow.handler import MarrowHandler
+    from pathstream.services.reporter.study_view import study_result
 
     planned = plan_slides(slides, study)
     # Slides named on the command line are the operator's explicit choice: allow their folders.
@@ -103,8 +103,8 @@ def run(
     Models: PATHSTREAM_DETECTOR_CHECKPOINT, PATHSTREAM_ESCNN_CHECKPOINT and PATHSTREAM_ESCNN_BACKBONE
     for lymph nodes; PATHSTREAM_MARROW_CHECKPOINT for bone marrow.
     """
-    from services.embedded.report_view import render_study
-    from shared.naming import safe_id
+    from pathstream.services.embedded.report_view import render_study
+    from pathstream.shared.naming import safe_id
 
     if study is not None:
         try:
@@ -134,10 +134,10 @@ def demo(
     The demo models are small and trained on synthetic slides: for demonstration only. Clinical use
     needs models trained and validated on real data.
     """
-    from services.demo.cohort import write_demo_smears, write_demo_study
-    from services.demo.run import demo_settings, truth_by_ln
-    from services.embedded.report_view import render_study
-    from shared.naming import slide_id_for
+    from pathstream.services.demo.cohort import write_demo_smears, write_demo_study
+    from pathstream.services.demo.run import demo_settings, truth_by_ln
+    from pathstream.services.embedded.report_view import render_study
+    from pathstream.shared.naming import slide_id_for
 
     out = out.resolve()
     written = write_demo_study(out / "slides", slides)

@@ -8,9 +8,9 @@ from enum import StrEnum
 import typer
 from faststream import FastStream
 
-from shared.bus.admin import ensure_topics
-from shared.logs import get_logger
-from shared.settings import PathStreamSettings, get_settings
+from pathstream.shared.bus.admin import ensure_topics
+from pathstream.shared.logs import get_logger
+from pathstream.shared.settings import PathStreamSettings, get_settings
 
 log = get_logger(__name__)
 
@@ -27,20 +27,20 @@ class Service(StrEnum):
 def _build(service: Service, settings: PathStreamSettings) -> FastStream:
     # Imported here so `pathstream --help` does not pay for loading torch.
     if service == Service.DETECTOR:
-        from services.detector.app import build_detector_app
+        from pathstream.services.detector.app import build_detector_app
 
         return build_detector_app(settings)[0]
     if service == Service.ESCNN:
-        from services.escnn.app import build_escnn_app
+        from pathstream.services.escnn.app import build_escnn_app
 
         return build_escnn_app(settings)[0]
     if service == Service.MARROW:
-        from services.marrow.app import build_marrow_app
+        from pathstream.services.marrow.app import build_marrow_app
 
         return build_marrow_app(settings)[0]
     if service == Service.REPORTER:
-        from services.reporter.app import build_reporter_app
-        from shared.db.migrate import require_current_schema
+        from pathstream.services.reporter.app import build_reporter_app
+        from pathstream.shared.db.migrate import require_current_schema
 
         require_current_schema(settings.database_url)
         return build_reporter_app(settings)[0]

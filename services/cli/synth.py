@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.synthetic.lymph_node import write_lymph_node_slide
-from shared.synthetic.marrow import write_marrow_cohort
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.synthetic.lymph_node import write_lymph_node_slide
+from pathstream.synthetic.marrow import write_marrow_cohort
 
 app = typer.Typer(help="Synthetic slides with ground truth (deterministic by seed).", no_args_is_help=True)
 console = Console(highlight=False)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import typer
 
-from services.scanner.bridge import BridgeConfig, ScannerBridge
-from shared.bus.broker import build_broker
-from shared.bus.startup import connect_with_retry
-from shared.db import migrate
-from shared.db.engine import create_db_engine, session_factory
-from shared.events import Specimen
-from shared.naming import DEFAULT_STUDY_PATTERN
-from shared.settings import get_settings
+from pathstream.services.scanner.bridge import BridgeConfig, ScannerBridge
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.startup import connect_with_retry
+from pathstream.shared.db import migrate
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.events import Specimen
+from pathstream.shared.naming import DEFAULT_STUDY_PATTERN
+from pathstream.shared.settings import get_settings
 
 
 def watch(

@@ -24,11 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.marrow.roi_proposal import RoiProposalConfig, propose_rois
-from shared.events import MarrowClass
-from shared.synthetic.lymph_node import write_lymph_node_slide
-from shared.synthetic.marrow import FIELDS_CSV, MarrowRenderer, case_mixture, plan_smear, write_marrow_cohort
-from shared.synthetic.truth import LymphNodeSlideTruth
+from pathstream.services.marrow.roi_proposal import RoiProposalConfig, propose_rois
+from pathstream.shared.events import MarrowClass
+from pathstream.synthetic.lymph_node import write_lymph_node_slide
+from pathstream.synthetic.marrow import FIELDS_CSV, MarrowRenderer, case_mixture, plan_smear, write_marrow_cohort
+from pathstream.synthetic.truth import LymphNodeSlideTruth
 
 MPP = 0.92
 SIDE = 3600

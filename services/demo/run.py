@@ -8,15 +8,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from services.demo.cohort import MARROW_FIELD_PX, DemoSlide
-from services.escnn.lymph_node_source import inside_grid
-from services.reporter.staging import pn_category
-from shared.db.engine import create_db_engine, session_factory
-from shared.db.models import LymphNode
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import LnLabel
-from shared.naming import slide_id_for
-from shared.settings import PathStreamSettings
+from pathstream.services.demo.cohort import MARROW_FIELD_PX, DemoSlide
+from pathstream.services.escnn.lymph_node_source import inside_grid
+from pathstream.services.reporter.staging import pn_category
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.db.models import LymphNode
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import LnLabel
+from pathstream.shared.naming import slide_id_for
+from pathstream.shared.settings import PathStreamSettings
 
 CHECKPOINTS = Path(__file__).with_name("checkpoints")
 DETECTOR_CHECKPOINT = CHECKPOINTS / "detector.pt"
@@ -39,7 +39,7 @@ def demo_settings(settings: PathStreamSettings, out: Path) -> PathStreamSettings
                 ErrorCode.MODEL_UNAVAILABLE,
                 f"The demo checkpoint {checkpoint} is missing from this installation.",
                 hint="Reinstall PathStream from its repository, or rebuild the checkpoints with "
-                "`python -m services.demo.train_models --work DIR`.",
+                "`python -m pathstream.services.demo.train_models --work DIR`.",
             )
     data = out / "data"
     return settings.model_copy(

@@ -1,10 +1,10 @@
 """Reproduce the bundled demo checkpoints with PathStream's own commands (CPU, about 30 minutes).
 
-    .venv/bin/python -m services.demo.train_models --work /tmp/demo-training [--only marrow]
+    .venv/bin/python -m pathstream.services.demo.train_models --work /tmp/demo-training [--only marrow]
 
 writes `services/demo/checkpoints/{detector,escnn,marrow}.pt` and `recipe.json` (the commands,
 model versions and validation metrics). Steps: synthetic training and validation slides
-(`services.demo.cohort`), `pathstream train detector` (compact16 DeepLabv3+),
+(`pathstream.services.demo.cohort`), `pathstream train detector` (compact16 DeepLabv3+),
 `pathstream train escnn-patches` (starting weights, as no ImageNet weights are bundled),
 `pathstream train escnn` (compact16, weak LN labels), and for bone marrow the proposer's ROI fields
 of 60 synthetic smears and `pathstream train marrow` (ShuffleNet v2 x0.5, 3-class, patient-level 5-fold CV, no
@@ -23,14 +23,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from services.demo.cohort import (
+from pathstream.services.demo.cohort import (
     MARROW_TRAINING_CASES,
     MARROW_TRAINING_SEED,
     TRAINING_FIRST_SEED,
     write_marrow_roi_cohort,
     write_slides,
 )
-from shared.synthetic.marrow import FIELDS_CSV
+from pathstream.synthetic.marrow import FIELDS_CSV
 
 CHECKPOINTS = Path(__file__).with_name("checkpoints")
 TRAIN_SLIDES = 20
@@ -40,7 +40,7 @@ VAL_FIRST_SEED = TRAINING_FIRST_SEED + 5000
 
 def _pathstream(*args: str) -> dict[str, Any]:
     """Run one `pathstream` command in a child process; return its --json output."""
-    command = [sys.executable, "-m", "services.cli", *args]
+    command = [sys.executable, "-m", "pathstream.services.cli", *args]
     print("+ pathstream " + " ".join(args), file=sys.stderr, flush=True)
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -77,7 +77,7 @@ def main() -> None:
     work: Path = args.work
     recipe_path = args.out / "recipe.json"
     recipe: dict[str, Any] = json.loads(recipe_path.read_text()) if recipe_path.is_file() else {}
-    recipe["command"] = "python -m services.demo.train_models --work DIR"
+    recipe["command"] = "python -m pathstream.services.demo.train_models --work DIR"
     recipe["note"] = "Demonstration models trained on synthetic slides; not for clinical use."
     if args.only in ("all", "marrow"):
         recipe["marrow"] = train_marrow_model(work, args.out)

@@ -11,15 +11,15 @@ from __future__ import annotations
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
-from services.detector.handler import DetectorHandler
-from services.detector.inference import LymphNodeSegmenter
-from shared.bus.app import service_app
-from shared.bus.broker import build_broker
-from shared.bus.worker import subscribe_handler
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import SlideScanned
-from shared.settings import PathStreamSettings
-from shared.topics import Topic
+from pathstream.services.detector.handler import DetectorHandler
+from pathstream.services.detector.inference import LymphNodeSegmenter
+from pathstream.shared.bus.app import service_app
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.worker import subscribe_handler
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import SlideScanned
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import Topic
 
 GROUP_ID = "detector"
 

@@ -1,6 +1,6 @@
 """The detector's handler: `SlideScanned` in; `LymphNodeDetected` x N and `SlideDetected` out.
 
-Transport-free on purpose: the FastStream app (`services.detector.app`) and the embedded run call
+Transport-free on purpose: the FastStream app (`pathstream.services.detector.app`) and the embedded run call
 the same `DetectorHandler.handle`, which returns the events to publish instead of publishing them.
 
 Redelivery is safe: a slide already ingested reuses its store, LN ids are `<slide_id>_ln<index>`,
@@ -17,9 +17,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.detector.inference import LymphNodeSegmenter
-from services.detector.postprocess import LymphNodeOutline, contours_to_level0
-from shared.events import (
+from pathstream.services.detector.inference import LymphNodeSegmenter
+from pathstream.services.detector.postprocess import LymphNodeOutline, contours_to_level0
+from pathstream.shared.events import (
     BBox,
     Event,
     FailureStage,
@@ -28,15 +28,15 @@ from shared.events import (
     SlideScanned,
     Specimen,
 )
-from shared.failures import failure_event
-from shared.logs import get_logger
-from shared.qupath import feature, write_feature_collection
-from shared.retry import retry_retriable
-from shared.settings import PathStreamSettings
-from shared.tilestore.context import tiledb_context
-from shared.tilestore.layout import DETECTOR_1_25X
-from shared.tilestore.reader import TileStore
-from shared.tilestore.scanned import store_for_scan
+from pathstream.shared.failures import failure_event
+from pathstream.shared.logs import get_logger
+from pathstream.shared.qupath import feature, write_feature_collection
+from pathstream.shared.retry import retry_retriable
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.tilestore.context import tiledb_context
+from pathstream.shared.tilestore.layout import DETECTOR_1_25X
+from pathstream.shared.tilestore.reader import TileStore
+from pathstream.shared.tilestore.scanned import store_for_scan
 
 log = get_logger(__name__)
 

@@ -21,10 +21,10 @@ import torchvision
 from torch import nn
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.model_files import model_version, read_torch_file
-from shared.resnets import compact_resnet
-from shared.training_state import save_state_atomically
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.model_files import model_version, read_torch_file
+from pathstream.backbones.resnets import compact_resnet
+from pathstream.training.state import save_state_atomically
 
 BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "resnet18": torchvision.models.resnet18,
@@ -34,7 +34,7 @@ BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "compact16": lambda weights=None: compact_resnet(16),
     "compact32": lambda weights=None: compact_resnet(32),
 }
-"""Detector encoders; the compact ones (see `shared.resnets`) are for CPU demos and tests."""
+"""Detector encoders; the compact ones (see `pathstream.backbones.resnets`) are for CPU demos and tests."""
 CHECKPOINT_FORMAT = "pathstream-detector"
 NUM_CLASSES = 2
 LN_CLASS = 1

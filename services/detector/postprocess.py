@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from shared.polygons import polygon_area
+from pathstream.shared.polygons import polygon_area
 
 MIN_COMPONENT_PX = 4096
 """Smallest kept component, in pixels of the dilated 7.36 um/px mask (paper: 4096)."""

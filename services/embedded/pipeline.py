@@ -19,21 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.detector.handler import DetectorHandler
-from services.escnn.handler import EscnnHandler
-from services.marrow.handler import MarrowHandler
-from services.reporter.geojson_export import slide_feature_collection
-from services.reporter.handler import ReporterHandler
-from shared.atomic_files import write_bytes_atomically
-from shared.db import migrate
-from shared.db.engine import create_db_engine, session_factory
-from shared.db.models import LymphNode, MarrowResult
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import Event, LymphNodeDetected, ReportReady, SlideScanned, Specimen
-from shared.logs import get_logger
-from shared.naming import slide_id_for, study_id_from_name
-from shared.settings import PathStreamSettings
-from shared.tilestore.fingerprint import slide_sha256
+from pathstream.services.detector.handler import DetectorHandler
+from pathstream.services.escnn.handler import EscnnHandler
+from pathstream.services.marrow.handler import MarrowHandler
+from pathstream.services.review.geojson_export import slide_feature_collection
+from pathstream.services.reporter.handler import ReporterHandler
+from pathstream.shared.atomic_files import write_bytes_atomically
+from pathstream.shared.db import migrate
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.db.models import LymphNode, MarrowResult
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import Event, LymphNodeDetected, ReportReady, SlideScanned, Specimen
+from pathstream.shared.logs import get_logger
+from pathstream.shared.naming import slide_id_for, study_id_from_name
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.tilestore.fingerprint import slide_sha256
 
 log = get_logger(__name__)
 

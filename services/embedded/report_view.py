@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from shared.events import AJCC_MINIMUM_LNS
+from pathstream.shared.events import AJCC_MINIMUM_LNS
 
 
 def _score(value: float | None) -> str:

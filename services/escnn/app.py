@@ -5,7 +5,7 @@ partitions, so the LNs of one slide are scored in parallel and one slow LN holds
 partition. The model loads once per worker. Each LN runs in a worker thread, so heartbeats continue
 while it computes; its offset is committed only after the result was acknowledged by the brokers,
 so an LN whose worker stops or dies is scored again by another member, and the reporter stores the
-repeated result once (same ln_id, same event id). See `shared.bus.worker`.
+repeated result once (same ln_id, same event id). See `pathstream.shared.bus.worker`.
 """
 
 from __future__ import annotations
@@ -15,18 +15,18 @@ from pathlib import Path
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
-from services.escnn.handler import EscnnHandler
-from services.escnn.model import build_escnn, checkpoint_version
-from services.escnn.scoring import LymphNodeScorer, Thresholds
-from services.escnn.streaming import StreamingESCNN
-from shared.bus.app import service_app
-from shared.bus.broker import build_broker
-from shared.bus.worker import subscribe_handler
-from shared.devices import resolve_device
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import LymphNodeDetected
-from shared.settings import PathStreamSettings
-from shared.topics import Topic
+from pathstream.services.escnn.handler import EscnnHandler
+from pathstream.services.escnn.model import build_escnn, checkpoint_version
+from pathstream.services.escnn.scoring import LymphNodeScorer, Thresholds
+from pathstream.services.escnn.streaming import StreamingESCNN
+from pathstream.shared.bus.app import service_app
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.worker import subscribe_handler
+from pathstream.shared.devices import resolve_device
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import LymphNodeDetected
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import Topic
 
 GROUP_ID = "escnn"
 

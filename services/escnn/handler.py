@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 import uuid
 
-from services.escnn.scoring import LymphNodeScorer
-from shared.events import Event, FailureStage, LymphNodeDetected
-from shared.failures import failure_event
-from shared.logs import get_logger
-from shared.retry import retry_retriable
-from shared.settings import PathStreamSettings
-from shared.tilestore.context import tiledb_context
-from shared.tilestore.reader import TileStore
+from pathstream.services.escnn.scoring import LymphNodeScorer
+from pathstream.shared.events import Event, FailureStage, LymphNodeDetected
+from pathstream.shared.failures import failure_event
+from pathstream.shared.logs import get_logger
+from pathstream.shared.retry import retry_retriable
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.tilestore.context import tiledb_context
+from pathstream.shared.tilestore.reader import TileStore
 
 log = get_logger(__name__)
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from services.escnn.geometry import NetworkGeometry
+from pathstream.services.escnn.geometry import NetworkGeometry
 
 PROBE = 256
 MEMORY_FRACTION = 0.5

@@ -19,11 +19,11 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.imagenet import image_to_tensor
-from shared.model_files import model_version, read_torch_file
-from shared.resnets import compact_resnet
-from shared.training_state import save_state_atomically
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.backbones.imagenet import image_to_tensor
+from pathstream.shared.model_files import model_version, read_torch_file
+from pathstream.backbones.resnets import compact_resnet
+from pathstream.training.state import save_state_atomically
 
 BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "resnet18": torchvision.models.resnet18,

@@ -16,14 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.escnn.geometry import NetworkGeometry
-from services.escnn.lymph_node_source import ContourMaskedSource, inside_grid, inside_polygon
-from services.escnn.streaming import StreamingESCNN
-from shared.atomic_files import write_bytes_atomically
-from shared.events import LnLabel, LymphNodeDetected, LymphNodeScored
-from shared.polygons import polygon_area
-from shared.tilestore.layout import DETECTOR_1_25X, ESCNN_20X
-from shared.tilestore.reader import StoreArray, TileStore
+from pathstream.services.escnn.geometry import NetworkGeometry
+from pathstream.services.escnn.lymph_node_source import ContourMaskedSource, inside_grid, inside_polygon
+from pathstream.services.escnn.streaming import StreamingESCNN
+from pathstream.shared.atomic_files import write_bytes_atomically
+from pathstream.shared.events import LnLabel, LymphNodeDetected, LymphNodeScored
+from pathstream.shared.polygons import polygon_area
+from pathstream.shared.tilestore.layout import DETECTOR_1_25X, ESCNN_20X
+from pathstream.shared.tilestore.reader import StoreArray, TileStore
 
 LESION_THRESHOLD = 0.5
 """CAM value above which a region is drawn as the highlighted lesion (paper: CAM > 0.5)."""

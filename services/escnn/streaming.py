@@ -1,7 +1,7 @@
 """Exact streaming inference and training of an ESCNN model on gigapixel images.
 
 Forward: the image is cut into tiles that overlap by the receptive-field margin
-(`services.escnn.geometry`); each tile's *valid* outputs equal the whole-image feature map
+(`pathstream.services.escnn.geometry`); each tile's *valid* outputs equal the whole-image feature map
 there, so the global max pool is the max over tiles of each tile's max, with the row-major-first
 position kept for ties as PyTorch's max pooling does. The CAM is assembled tile by tile.
 
@@ -10,7 +10,7 @@ gradient. The forward pass keeps no activations; after the loss, only the tiles 
 maximum are recomputed with autograd (gradient checkpointing per tile), each back-propagating
 dL/d(max) into the parameters. Every other tile is skipped, and memory is one tile's worth.
 
-White tiles (every byte 255, see `services.escnn.tiles`) are not computed: their contribution is
+White tiles (every byte 255, see `pathstream.services.escnn.tiles`) are not computed: their contribution is
 the cached response of a white window of the same shape, which is exactly what computing them
 gives, so results with and without skipping are identical.
 """
@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from services.escnn.geometry import NetworkGeometry, plan_axis, resnet_geometry
-from services.escnn.memory import choose_tile_size
-from services.escnn.model import EscnnModel
-from services.escnn.tiles import ArraySource, ImageSource, Tile, TileProducer
-from shared.imagenet import normalisation
+from pathstream.services.escnn.geometry import NetworkGeometry, plan_axis, resnet_geometry
+from pathstream.services.escnn.memory import choose_tile_size
+from pathstream.services.escnn.model import EscnnModel
+from pathstream.services.escnn.tiles import ArraySource, ImageSource, Tile, TileProducer
+from pathstream.backbones.imagenet import normalisation
 
 Precision = Literal["fp32", "bf16", "fp16"]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from services.escnn.geometry import TileSpan
+from pathstream.services.escnn.geometry import TileSpan
 
 WHITE = 255
 

@@ -4,7 +4,7 @@
 `bone_marrow` (lymph-node scans are acknowledged and skipped) and publishes `MarrowClassified`
 or `SlideFailed`. The model loads once per worker; each smear is processed in a worker thread so
 heartbeats continue, and the offset is committed only after the result was acknowledged (see
-`shared.bus.worker`). Add workers to share the topic's partitions.
+`pathstream.shared.bus.worker`). Add workers to share the topic's partitions.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from __future__ import annotations
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
-from services.marrow.handler import MarrowHandler
-from services.marrow.model import MarrowClassifier
-from shared.bus.app import service_app
-from shared.bus.broker import build_broker
-from shared.bus.worker import subscribe_handler
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import SlideScanned
-from shared.settings import PathStreamSettings
-from shared.topics import Topic
+from pathstream.services.marrow.handler import MarrowHandler
+from pathstream.services.marrow.model import MarrowClassifier
+from pathstream.shared.bus.app import service_app
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.worker import subscribe_handler
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import SlideScanned
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import Topic
 
 GROUP_ID = "marrow"
 

@@ -17,8 +17,8 @@ import torch
 import torchvision
 from torch import nn
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.model_files import read_torch_file
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.model_files import read_torch_file
 
 ArchitectureName = Literal[
     "resnet18",
@@ -68,7 +68,7 @@ def head_prefix(architecture: str) -> str:
 def build_network(architecture: str, num_classes: int) -> nn.Module:
     """A randomly initialised `architecture` whose head outputs `num_classes` logits.
 
-    Input: float N x 3 x H x W, ImageNet-normalised (see `shared.imagenet`); any H, W >= 64 works
+    Input: float N x 3 x H x W, ImageNet-normalised (see `pathstream.backbones.imagenet`); any H, W >= 64 works
     because every listed architecture ends in adaptive pooling. Raises INVALID_CONFIGURATION for an
     unknown name or fewer than 2 classes.
     """

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.events import MarrowClass
+from pathstream.shared.events import MarrowClass
 
 AGGREGATION_RULE = "mean-of-roi-probabilities"
 """Recorded with every call so a reader knows how ROI outputs became the case call."""

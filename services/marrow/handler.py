@@ -3,7 +3,7 @@
 Transport-free like the other handlers: `pathstream serve marrow` and the embedded run call the
 same `MarrowHandler.handle`. One smear: ingest to its tile store (the ~0.2 um/px `marrow_roi` array
 and the 7.36 um/px overview), propose ROIs by the paper's quality criteria (no manual selection),
-classify each ROI, aggregate to the case call (`services.marrow.case_call`), and draw an occlusion
+classify each ROI, aggregate to the case call (`pathstream.services.marrow.case_call`), and draw an occlusion
 sensitivity overlay per ROI for the class called. The event id derives from (slide, checksum,
 model version), so a redelivered scan yields the same event, which the reporter stores once.
 """
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from services.marrow.case_call import case_call
-from services.marrow.model import MarrowClassifier, resize_roi
-from services.marrow.occlusion import OcclusionConfig, occlusion_sensitivity, write_overlay_png
-from services.marrow.roi_proposal import ProposedRoi, RoiProposalConfig, propose_rois
-from shared.events import (
+from pathstream.services.marrow.case_call import case_call
+from pathstream.services.marrow.model import MarrowClassifier, resize_roi
+from pathstream.services.marrow.occlusion import OcclusionConfig, occlusion_sensitivity, write_overlay_png
+from pathstream.services.marrow.roi_proposal import ProposedRoi, RoiProposalConfig, propose_rois
+from pathstream.shared.events import (
     BBox,
     Event,
     FailureStage,
@@ -32,14 +32,14 @@ from shared.events import (
     SlideScanned,
     Specimen,
 )
-from shared.failures import failure_event
-from shared.logs import get_logger
-from shared.retry import retry_retriable
-from shared.settings import PathStreamSettings
-from shared.tilestore.context import tiledb_context
-from shared.tilestore.layout import DETECTOR_1_25X, MARROW_ROI
-from shared.tilestore.reader import StoreArray, TileStore
-from shared.tilestore.scanned import store_for_scan
+from pathstream.shared.failures import failure_event
+from pathstream.shared.logs import get_logger
+from pathstream.shared.retry import retry_retriable
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.tilestore.context import tiledb_context
+from pathstream.shared.tilestore.layout import DETECTOR_1_25X, MARROW_ROI
+from pathstream.shared.tilestore.reader import StoreArray, TileStore
+from pathstream.shared.tilestore.scanned import store_for_scan
 
 log = get_logger(__name__)
 

@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.marrow.architectures import ARCHITECTURES, build_network
-from services.marrow.rgb import require_rgb
-from shared.devices import resolve_device
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import MarrowClass
-from shared.imagenet import normalise_uint8
-from shared.model_files import model_version, read_torch_file
-from shared.training_state import save_state_atomically
+from pathstream.services.marrow.architectures import ARCHITECTURES, build_network
+from pathstream.services.marrow.rgb import require_rgb
+from pathstream.shared.devices import resolve_device
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import MarrowClass
+from pathstream.backbones.imagenet import normalise_uint8
+from pathstream.shared.model_files import model_version, read_torch_file
+from pathstream.training.state import save_state_atomically
 
 CHECKPOINT_FORMAT = "pathstream-marrow"
 _HINT = "Give a checkpoint written by `pathstream train marrow` (its best or exported model)."

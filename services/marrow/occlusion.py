@@ -32,10 +32,10 @@ import cv2
 import numpy as np
 import torch
 
-from services.marrow.model import resize_roi
-from services.marrow.rgb import require_rgb
-from shared.atomic_files import write_bytes_atomically
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.services.marrow.model import resize_roi
+from pathstream.services.marrow.rgb import require_rgb
+from pathstream.shared.atomic_files import write_bytes_atomically
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 PredictBatch = Callable[[torch.Tensor], torch.Tensor]
 """uint8 N x 3 x S x S RGB -> float N x C class probabilities (`MarrowClassifier.predict_batch`)."""

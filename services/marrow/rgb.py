@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 
 def require_rgb(image: np.ndarray, what: str) -> None:

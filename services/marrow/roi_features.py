@@ -63,7 +63,7 @@ sinks the field however good the rest are, and the result stays in [0, 1]. Some 
 rejected whatever their scores: almost nothing stained (free space >= `MAX_GLASS_FRACTION`:
 empty glass or a washed-out stain), and no nucleated cell at all.
 
-Calibration. The thresholds were set on the synthetic smears of `shared.synthetic.marrow` (blood,
+Calibration. The thresholds were set on the synthetic smears of `pathstream.synthetic.marrow` (blood,
 thick, particle and precipitate areas) and checked for plausibility on the real single-cell MGG
 crops. No real whole smear with annotated good and bad areas was available; recalibrate on one.
 """
@@ -76,8 +76,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from services.marrow.rgb import require_rgb
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.services.marrow.rgb import require_rgb
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 CRITERIA: tuple[str, ...] = (
     "stain",

@@ -39,8 +39,8 @@ from typing import overload
 import cv2
 import numpy as np
 
-from services.marrow.rgb import require_rgb
-from services.marrow.roi_features import (
+from pathstream.services.marrow.rgb import require_rgb
+from pathstream.services.marrow.roi_features import (
     CRITERIA,
     NEAR_PARTICLE_UM,
     PARTICLE_WINDOW_UM,
@@ -48,8 +48,8 @@ from services.marrow.roi_features import (
     assess_field,
     optical_density,
 )
-from shared.errors import ErrorCode, PathStreamError
-from shared.logs import get_logger
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.logs import get_logger
 
 log = get_logger(__name__)
 

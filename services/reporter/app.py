@@ -20,15 +20,15 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.reporter.handler import CONSUMER, REPORTER_INPUTS, ReporterHandler
-from shared.bus.app import service_app
-from shared.bus.broker import build_broker
-from shared.bus.publish import publish_event
-from shared.bus.subscribe import consumer_options
-from shared.db.engine import create_db_engine, session_factory
-from shared.events import Event, ReportReady
-from shared.logs import get_logger
-from shared.settings import PathStreamSettings
+from pathstream.services.reporter.handler import CONSUMER, REPORTER_INPUTS, ReporterHandler
+from pathstream.shared.bus.app import service_app
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.publish import publish_event
+from pathstream.shared.bus.subscribe import consumer_options
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.events import Event, ReportReady
+from pathstream.shared.logs import get_logger
+from pathstream.shared.settings import PathStreamSettings
 
 log = get_logger(__name__)
 
@@ -62,7 +62,7 @@ def build_reporter_app(
 
     async def reporter_consume(body: dict[str, Any], message: KafkaMessage) -> None:
         topic = message.raw_message.topic  # type: ignore[union-attr]
-        # A ValidationError here sends the message to the DLQ (see shared.bus.dead_letter).
+        # A ValidationError here sends the message to the DLQ (see pathstream.shared.bus.dead_letter).
         event = event_types[topic].model_validate(body)
         await asyncio.to_thread(handler.handle, event)
         async with publishing:

@@ -24,9 +24,9 @@ from typing import Any
 
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
-from services.reporter.summary import StudySummary
-from shared.db.report_inputs import MarrowFinding
-from shared.events import LnLabel
+from pathstream.services.reporter.summary import StudySummary
+from pathstream.services.reporter.store.report_inputs import MarrowFinding
+from pathstream.shared.events import LnLabel
 
 LOINC = "http://loinc.org"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"

@@ -1,6 +1,6 @@
 """The reporter's handler: pipeline events in, report versions in the database, `ReportReady` out.
 
-Transport-free like the other services' handlers: the FastStream app (`services.reporter.app`) and
+Transport-free like the other services' handlers: the FastStream app (`pathstream.services.reporter.app`) and
 the embedded run call the same `ReporterHandler`. One transaction per event claims it (so a
 redelivery changes nothing), writes what it says (natural-key upserts, so an LN score that arrives
 before its slide's detection counts once), and records a new report version when the study's
@@ -17,11 +17,11 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.reporter.versions import mark_published, record_report_version, unpublished_reports
-from shared.db.apply import APPLIERS, claim_event
-from shared.db.engine import database_unavailable
-from shared.db.upserts import ensure_study
-from shared.events import (
+from pathstream.services.reporter.versions import mark_published, record_report_version, unpublished_reports
+from pathstream.services.reporter.store.apply import APPLIERS, claim_event
+from pathstream.shared.db.engine import database_unavailable
+from pathstream.services.reporter.store.upserts import ensure_study
+from pathstream.shared.events import (
     Event,
     LymphNodeScored,
     MarrowClassified,
@@ -30,9 +30,9 @@ from shared.events import (
     SlideFailed,
     SlideScanned,
 )
-from shared.logs import get_logger
-from shared.retry import retry_retriable
-from shared.settings import PathStreamSettings, mask_database_url
+from pathstream.shared.logs import get_logger
+from pathstream.shared.retry import retry_retriable
+from pathstream.shared.settings import PathStreamSettings, mask_database_url
 
 log = get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.events import AJCC_MINIMUM_LNS, PnCategory
+from pathstream.shared.events import AJCC_MINIMUM_LNS, PnCategory
 
 _UPPER_BOUNDS: tuple[tuple[int, PnCategory], ...] = (
     (0, PnCategory.N0),

@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.reporter.staging import pn_category
-from services.reporter.summary import summarise
-from shared.db.models import LymphNode, MarrowResult, Slide, StudyReport
-from shared.db.report_inputs import load_study_inputs
+from pathstream.services.reporter.staging import pn_category
+from pathstream.services.reporter.summary import summarise
+from pathstream.shared.db.models import LymphNode, MarrowResult, Slide, StudyReport
+from pathstream.services.reporter.store.report_inputs import load_study_inputs
 
 
 def study_result(session: Session, study_id: str) -> dict[str, Any]:

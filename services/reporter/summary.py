@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from services.reporter.staging import below_ajcc_minimum, pn_category
-from shared.db.models import SlideStatus
-from shared.db.report_inputs import LymphNodeFinding, MarrowFinding, SlideInputs, StudyInputs
-from shared.events import PnCategory
+from pathstream.services.reporter.staging import below_ajcc_minimum, pn_category
+from pathstream.shared.db.models import SlideStatus
+from pathstream.services.reporter.store.report_inputs import LymphNodeFinding, MarrowFinding, SlideInputs, StudyInputs
+from pathstream.shared.events import PnCategory
 
 ReportStatus = Literal["partial", "preliminary", "amended"]
 """FHIR DiagnosticReport.status: a slide is outstanding or failed / every slide complete, awaiting

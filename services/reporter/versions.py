@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.reporter.fhir import diagnostic_report
-from services.reporter.summary import StudySummary, summarise
-from shared.db.models import SlideReport, SlideStatus, Study, StudyReport
-from shared.db.report_inputs import load_study_inputs
-from shared.events import ReportReady
-from shared.events.base import utc_now
+from pathstream.services.reporter.fhir import diagnostic_report
+from pathstream.services.reporter.summary import StudySummary, summarise
+from pathstream.shared.db.models import SlideReport, SlideStatus, Study, StudyReport
+from pathstream.services.reporter.store.report_inputs import load_study_inputs
+from pathstream.shared.events import ReportReady
+from pathstream.shared.events.base import utc_now
 
 _EVENT_NAMESPACE = uuid.UUID("6a1c52e4-2f0b-4d8e-9b7a-3e5d1c8f0a24")
 

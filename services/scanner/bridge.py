@@ -19,16 +19,16 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.scanner.discovery import Candidate, CompletionTracker, Snapshot, find_candidates
-from shared.allowed_roots import check_allowed
-from shared.bus.publish import publish_event
-from shared.db.models import WatchedSlide, WatchedSlideStatus
-from shared.events import SlideScanned, Specimen
-from shared.events.base import utc_now
-from shared.logs import get_logger
-from shared.naming import DEFAULT_STUDY_PATTERN, safe_id, slide_id_for, study_id_from_name
-from shared.settings import PathStreamSettings
-from shared.tilestore.fingerprint import slide_sha256
+from pathstream.services.scanner.discovery import Candidate, CompletionTracker, Snapshot, find_candidates
+from pathstream.shared.allowed_roots import check_allowed
+from pathstream.shared.bus.publish import publish_event
+from pathstream.shared.db.models import WatchedSlide, WatchedSlideStatus
+from pathstream.shared.events import SlideScanned, Specimen
+from pathstream.shared.events.base import utc_now
+from pathstream.shared.logs import get_logger
+from pathstream.shared.naming import DEFAULT_STUDY_PATTERN, safe_id, slide_id_for, study_id_from_name
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.tilestore.fingerprint import slide_sha256
 
 log = get_logger(__name__)
 

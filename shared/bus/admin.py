@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from shared.bus.broker import client_kwargs
-from shared.bus.startup import retry_until_reachable
-from shared.settings import PathStreamSettings
-from shared.topics import Topic, dead_letter_topic
+from pathstream.shared.bus.broker import client_kwargs
+from pathstream.shared.bus.startup import retry_until_reachable
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import Topic, dead_letter_topic
 
 
 def pipeline_topics(settings: PathStreamSettings) -> list[str]:

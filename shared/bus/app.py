@@ -8,9 +8,9 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from shared.bus.startup import connect_with_retry
-from shared.events import SCHEMA_VERSION
-from shared.settings import PathStreamSettings
+from pathstream.shared.bus.startup import connect_with_retry
+from pathstream.shared.events import SCHEMA_VERSION
+from pathstream.shared.settings import PathStreamSettings
 
 
 def service_app(broker: KafkaBroker, settings: PathStreamSettings, name: str) -> FastStream:

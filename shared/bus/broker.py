@@ -8,10 +8,10 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.kafka.security import parse_security
 
-from shared.bus.dead_letter import DeadLetterPolicy
-from shared.bus.log_context import LogContextMiddleware
-from shared.bus.security import kafka_security
-from shared.settings import PathStreamSettings
+from pathstream.shared.bus.dead_letter import DeadLetterPolicy
+from pathstream.shared.bus.log_context import LogContextMiddleware
+from pathstream.shared.bus.security import kafka_security
+from pathstream.shared.settings import PathStreamSettings
 
 BUS_LOGGER = "pathstream.bus"
 

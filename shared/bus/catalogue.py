@@ -3,7 +3,7 @@
 `build_catalogue_app()` returns a FastStream app that declares every topic with its event schema
 (DESIGN.md section 3) and each dead-letter topic. Service apps are added to the same document
 as they register in `SERVICE_APPS`. Generate with
-`faststream docs gen shared.bus.catalogue:build_catalogue_app --factory` or `pathstream asyncapi`.
+`faststream docs gen pathstream.shared.bus.catalogue:build_catalogue_app --factory` or `pathstream asyncapi`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from shared.bus.broker import build_broker
-from shared.events import ALL_EVENTS, SCHEMA_VERSION
-from shared.settings import PathStreamSettings, get_settings
-from shared.topics import dead_letter_topic
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.events import ALL_EVENTS, SCHEMA_VERSION
+from pathstream.shared.settings import PathStreamSettings, get_settings
+from pathstream.shared.topics import dead_letter_topic
 
 SERVICE_APPS: dict[str, Callable[[PathStreamSettings], KafkaBroker]] = {}
 """Service name -> function returning that service's (unstarted) broker with its subscribers."""

@@ -29,10 +29,10 @@ from tenacity import (
     wait_exponential,
 )
 
-from shared.errors import PathStreamError
-from shared.events.base import utc_now
-from shared.logs import get_logger
-from shared.topics import dead_letter_topic, is_dead_letter_topic
+from pathstream.shared.errors import PathStreamError
+from pathstream.shared.events.base import utc_now
+from pathstream.shared.logs import get_logger
+from pathstream.shared.topics import dead_letter_topic, is_dead_letter_topic
 
 log = get_logger(__name__)
 

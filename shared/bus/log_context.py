@@ -10,7 +10,7 @@ import structlog
 from faststream import BaseMiddleware
 from faststream.message import StreamMessage
 
-from shared.logs import context_ids
+from pathstream.shared.logs import context_ids
 
 
 def ids_from_body(body: bytes) -> dict[str, str]:

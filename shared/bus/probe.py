@@ -1,6 +1,6 @@
 """Does a Kafka-protocol broker answer? Used by start-up scripts, tests and health checks.
 
-Command line: `python -m shared.bus.probe 127.0.0.1:9092 [--timeout SECONDS]` exits 0 when the
+Command line: `python -m pathstream.shared.bus.probe 127.0.0.1:9092 [--timeout SECONDS]` exits 0 when the
 broker returns cluster metadata, 1 otherwise.
 """
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import Event
-from shared.settings import PathStreamSettings
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import Event
+from pathstream.shared.settings import PathStreamSettings
 
 EVENT_TYPE_HEADER = "pathstream-event-type"
 SCHEMA_VERSION_HEADER = "pathstream-schema-version"

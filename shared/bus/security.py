@@ -12,7 +12,7 @@ from faststream.security import (
     SASLScram512,
 )
 
-from shared.settings import PathStreamSettings
+from pathstream.shared.settings import PathStreamSettings
 
 
 def tls_context(settings: PathStreamSettings) -> ssl.SSLContext:

@@ -15,9 +15,9 @@ from tenacity import (
     wait_exponential,
 )
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.logs import get_logger
-from shared.settings import PathStreamSettings
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.logs import get_logger
+from pathstream.shared.settings import PathStreamSettings
 
 log = get_logger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from faststream import AckPolicy
 
-from shared.settings import PathStreamSettings
+from pathstream.shared.settings import PathStreamSettings
 
 
 def consumer_options(settings: PathStreamSettings, group_id: str, **overrides: Any) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from shared.bus.publish import publish_event
-from shared.bus.subscribe import consumer_options
-from shared.events import Event
-from shared.settings import PathStreamSettings
-from shared.topics import Topic
+from pathstream.shared.bus.publish import publish_event
+from pathstream.shared.bus.subscribe import consumer_options
+from pathstream.shared.events import Event
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import Topic
 
 
 def subscribe_handler(

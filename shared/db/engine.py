@@ -10,8 +10,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.settings import mask_database_url, normalise_database_url
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.settings import mask_database_url, normalise_database_url
 
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
 

@@ -10,9 +10,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import OperationalError
 
-from shared.db.engine import create_db_engine, database_unavailable
-from shared.errors import ErrorCode, PathStreamError
-from shared.settings import mask_database_url, normalise_database_url
+from pathstream.shared.db.engine import create_db_engine, database_unavailable
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.settings import mask_database_url, normalise_database_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

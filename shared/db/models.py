@@ -33,8 +33,8 @@ from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.events import FailureStage, LnLabel, MarrowClass, PnCategory, Specimen
-from shared.events.base import utc_now
+from pathstream.shared.events import FailureStage, LnLabel, MarrowClass, PnCategory, Specimen
+from pathstream.shared.events.base import utc_now
 
 ID_LENGTH = 200
 VERSION_LENGTH = 200

@@ -4,7 +4,7 @@ Every event carries `event_id`, `schema_version` and `occurred_at`; `TOPIC` name
 and `kafka_key()` its message key.
 """
 
-from shared.events.base import (
+from pathstream.shared.events.base import (
     SCHEMA_VERSION,
     BBox,
     Contour,
@@ -12,10 +12,10 @@ from shared.events.base import (
     Identifier,
     Specimen,
 )
-from shared.events.lymph_nodes import LnLabel, LymphNodeDetected, LymphNodeScored
-from shared.events.marrow import MarrowClass, MarrowClassified, MarrowRoi
-from shared.events.reports import AJCC_MINIMUM_LNS, PnCategory, ReportReady
-from shared.events.slides import FailureStage, SlideDetected, SlideFailed, SlideScanned
+from pathstream.shared.events.lymph_nodes import LnLabel, LymphNodeDetected, LymphNodeScored
+from pathstream.shared.events.marrow import MarrowClass, MarrowClassified, MarrowRoi
+from pathstream.shared.events.reports import AJCC_MINIMUM_LNS, PnCategory, ReportReady
+from pathstream.shared.events.slides import FailureStage, SlideDetected, SlideFailed, SlideScanned
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     SlideScanned,

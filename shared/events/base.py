@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.topics import Topic
+from pathstream.shared.topics import Topic
 
 SCHEMA_VERSION = "1.0"
 _SUPPORTED_MAJOR = SCHEMA_VERSION.split(".")[0]

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from shared.events.base import (
+from pathstream.shared.events.base import (
     BBox,
     Contour,
     Event,
@@ -16,7 +16,7 @@ from shared.events.base import (
     Probability,
     Uri,
 )
-from shared.topics import Topic
+from pathstream.shared.topics import Topic
 
 
 class LnLabel(StrEnum):

@@ -8,8 +8,8 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from shared.events.base import BBox, Event, Identifier, ModelVersion, Probability, Uri
-from shared.topics import Topic
+from pathstream.shared.events.base import BBox, Event, Identifier, ModelVersion, Probability, Uri
+from pathstream.shared.topics import Topic
 
 _SUM_TOLERANCE = 1e-3
 

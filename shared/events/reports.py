@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.events.base import Event, Identifier
-from shared.topics import Topic
+from pathstream.shared.events.base import Event, Identifier
+from pathstream.shared.topics import Topic
 
 AJCC_MINIMUM_LNS = 15
 """AJCC 8th edition: fewer regional LNs examined than this is inadequate for gastric pN staging."""

@@ -7,9 +7,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.events.base import Event, Identifier, ModelVersion, Sha256, Specimen, Uri
-from shared.topics import Topic
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events.base import Event, Identifier, ModelVersion, Sha256, Specimen, Uri
+from pathstream.shared.topics import Topic
 
 
 class SlideScanned(Event):

@@ -15,7 +15,7 @@ import numpy as np
 import tiledb
 from tiledb import libtiledb as lt
 
-from shared.tilestore.layout import CHANNELS
+from pathstream.shared.tilestore.layout import CHANNELS
 
 WHITE = 255
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import tiledb
 
-from shared.settings import PathStreamSettings
+from pathstream.shared.settings import PathStreamSettings
 
 
 @lru_cache(maxsize=8)

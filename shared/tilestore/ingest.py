@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 import tiledb
 
-from shared.allowed_roots import check_allowed
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import Specimen
-from shared.events.base import utc_now
-from shared.logs import get_logger
-from shared.tilestore.array_writer import GlobalOrderWriter
-from shared.tilestore.context import store_uri
-from shared.tilestore.fingerprint import slide_sha256
-from shared.tilestore.layout import (
+from pathstream.shared.allowed_roots import check_allowed
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import Specimen
+from pathstream.shared.events.base import utc_now
+from pathstream.shared.logs import get_logger
+from pathstream.shared.tilestore.array_writer import GlobalOrderWriter
+from pathstream.shared.tilestore.context import store_uri
+from pathstream.shared.tilestore.fingerprint import slide_sha256
+from pathstream.shared.tilestore.layout import (
     CHANNELS,
     DEFAULT_TILE_FORMAT,
     INGEST_VERSION,
@@ -43,15 +43,15 @@ from shared.tilestore.layout import (
     array_schema,
     working_resolutions,
 )
-from shared.tilestore.reader import TileStore, read_store_meta
-from shared.tilestore.resample import (
+from pathstream.shared.tilestore.reader import TileStore, read_store_meta
+from pathstream.shared.tilestore.resample import (
     area_resample,
     snapped_area_resize,
     snapped_boundaries,
     snapped_span,
     source_span,
 )
-from shared.tilestore.slide_source import MppSource, SlideSource, open_slide
+from pathstream.shared.tilestore.slide_source import MppSource, SlideSource, open_slide
 
 log = get_logger(__name__)
 

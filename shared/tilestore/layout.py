@@ -17,8 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import tiledb
 
-from shared.events import Specimen
-from shared.settings import PathStreamSettings
+from pathstream.shared.events import Specimen
+from pathstream.shared.settings import PathStreamSettings
 
 INGEST_VERSION = 1
 """Bumped whenever ingestion would write different pixels for the same slide."""

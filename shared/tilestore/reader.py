@@ -1,7 +1,7 @@
 """Read a slide's tile store: uint8 RGB regions at a working resolution, and coordinate mapping.
 
 Works for local paths and any URI TileDB's VFS understands (s3://, ...), given a matching context
-(`shared.tilestore.context.tiledb_context`).
+(`pathstream.shared.tilestore.context.tiledb_context`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import tiledb
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.tilestore.layout import CHANNELS, PIXEL_ATTRIBUTE, ArrayInfo, MetaKey
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.tilestore.layout import CHANNELS, PIXEL_ATTRIBUTE, ArrayInfo, MetaKey
 
 WHITE = 255
 

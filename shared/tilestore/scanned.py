@@ -11,13 +11,13 @@ from pathlib import Path
 
 import tiledb
 
-from shared.allowed_roots import check_allowed
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import SlideScanned
-from shared.settings import PathStreamSettings
-from shared.tilestore.ingest import ingest_slide
-from shared.tilestore.layout import TileFormat
-from shared.tilestore.reader import TileStore
+from pathstream.shared.allowed_roots import check_allowed
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import SlideScanned
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.tilestore.ingest import ingest_slide
+from pathstream.shared.tilestore.layout import TileFormat
+from pathstream.shared.tilestore.reader import TileStore
 
 
 def store_for_scan(event: SlideScanned, settings: PathStreamSettings, ctx: tiledb.Ctx) -> TileStore:

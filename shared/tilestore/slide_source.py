@@ -15,7 +15,7 @@ import numpy as np
 import openslide
 import tifffile
 
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 MPP_MIN = 0.05
 MPP_MAX = 20.0

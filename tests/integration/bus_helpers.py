@@ -8,12 +8,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from shared.bus.broker import build_broker
-from shared.bus.startup import start_with_retry
-from shared.bus.subscribe import consumer_options
-from shared.events import Event
-from shared.settings import PathStreamSettings
-from shared.topics import Topic
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.startup import start_with_retry
+from pathstream.shared.bus.subscribe import consumer_options
+from pathstream.shared.events import Event
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import Topic
 
 
 async def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db import migrate
-from shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.db import migrate
+from pathstream.shared.db.engine import create_db_engine, session_factory
 from tests.integration.detector_cohort import trained_detector
 
 __all__ = ["sessions", "trained_detector"]

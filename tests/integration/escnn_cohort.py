@@ -8,7 +8,7 @@ LN image at 20x near 1-1.5 Mpx, so that a CPU trains an epoch in well under a mi
 Starting weights. The paper starts ESCNN from ImageNet weights; nothing may be downloaded here, and
 a network trained from random weights with one weak label per image did not learn in the epochs a
 test can afford (measured: validation loss stayed at ln 2 for 8 epochs). So `pretrain_features`
-(`services.escnn.patch_pretraining`) stands in for ImageNet: it trains the same compact backbone
+(`pathstream.services.escnn.training.patch_pretraining`) stands in for ImageNet: it trains the same compact backbone
 for ~15 s as a 96 x 96 px patch classifier (tumour vs. node tissue) on the *training* slides'
 deposit outlines, then sets the classification head to zero. The weak-label training under test
 must then learn, from one label per LN, a head (and a fine-tuned backbone) that finds a deposit
@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.escnn.patch_pretraining import pretrain_on_lesion_patches
-from shared.synthetic.lymph_node import TRUTH_FILE, write_lymph_node_slide
-from shared.synthetic.truth import LymphNodeSlideTruth
+from pathstream.services.escnn.training.patch_pretraining import pretrain_on_lesion_patches
+from pathstream.synthetic.lymph_node import TRUTH_FILE, write_lymph_node_slide
+from pathstream.synthetic.truth import LymphNodeSlideTruth
 
 MPP = 0.92
 SIDE = 3000
@@ -71,7 +71,7 @@ def make_cohort(root: Path, counts: dict[str, int], first_seed: int = 1000) -> E
 
 def pretrain_features(cohort: EscnnCohort, out: Path, iterations: int = 300, seed: int = 0) -> Path:
     """Write `out`: a compact16 checkpoint pretrained on the training slides' lesion patches with a
-    zero head (see `services.escnn.patch_pretraining`). Returns `out`."""
+    zero head (see `pathstream.services.escnn.training.patch_pretraining`). Returns `out`."""
     return pretrain_on_lesion_patches(
         [cohort.train_dir], cohort.stores, out, BACKBONE, iterations=iterations, patch=PATCH, seed=seed
     )

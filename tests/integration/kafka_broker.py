@@ -11,7 +11,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from shared.settings import PathStreamSettings
+from pathstream.shared.settings import PathStreamSettings
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_UP = REPO / "infra" / "local" / "kafka-up.sh"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from services.marrow.architectures import build_network
-from services.marrow.model import MarrowModelSpec, MarrowTask, save_marrow_checkpoint
-from shared.synthetic.marrow import write_marrow_cohort
-from shared.synthetic.truth import MarrowCohortTruth
+from pathstream.services.marrow.architectures import build_network
+from pathstream.services.marrow.model import MarrowModelSpec, MarrowTask, save_marrow_checkpoint
+from pathstream.synthetic.marrow import write_marrow_cohort
+from pathstream.synthetic.truth import MarrowCohortTruth
 
 SMEAR_PX = 3072
 """Side of the test smears at 0.2 um/px (0.6 mm): big enough for 4 disjoint 512-px ROIs."""

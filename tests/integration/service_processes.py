@@ -1,4 +1,4 @@
-"""PathStream services as child processes (`python -m services.cli ...`), for end-to-end tests and
+"""PathStream services as child processes (`python -m pathstream.services.cli ...`), for end-to-end tests and
 the pipeline benchmark: each logs to its own file and is stopped with SIGTERM, then SIGKILL."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class Processes:
         """Start `pathstream ARGS...` as `name`, logging to `<logs>/<name>.log`."""
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *args], env=self.env, stdout=log, stderr=log
+            [sys.executable, "-m", "pathstream.services.cli", *args], env=self.env, stdout=log, stderr=log
         )
         self.running[name] = process
         return process

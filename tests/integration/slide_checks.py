@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import openslide
 
-from shared.tilestore.reader import StoreArray, TileStore
-from shared.tilestore.slide_source import resolve_slide_path
+from pathstream.shared.tilestore.reader import StoreArray, TileStore
+from pathstream.shared.tilestore.slide_source import resolve_slide_path
 
 
 def assert_physical_size(store: TileStore) -> None:

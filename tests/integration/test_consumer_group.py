@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from faststream.kafka import KafkaBroker
 
-from shared.bus.admin import ensure_topics
-from shared.bus.broker import build_broker
-from shared.bus.startup import start_with_retry
-from shared.bus.subscribe import consumer_options
-from shared.settings import PathStreamSettings
+from pathstream.shared.bus.admin import ensure_topics
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.startup import start_with_retry
+from pathstream.shared.bus.subscribe import consumer_options
+from pathstream.shared.settings import PathStreamSettings
 from tests.integration.bus_helpers import wait_until
 
 pytestmark = pytest.mark.integration

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from faststream.kafka import KafkaMessage
 
-from shared.bus.broker import build_broker
-from shared.bus.dead_letter import DeadLetter
-from shared.bus.publish import publish_event
-from shared.bus.startup import start_with_retry
-from shared.bus.subscribe import consumer_options
-from shared.events import LymphNodeScored
-from shared.settings import PathStreamSettings
-from shared.topics import Topic, dead_letter_topic
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.dead_letter import DeadLetter
+from pathstream.shared.bus.publish import publish_event
+from pathstream.shared.bus.startup import start_with_retry
+from pathstream.shared.bus.subscribe import consumer_options
+from pathstream.shared.events import LymphNodeScored
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import Topic, dead_letter_topic
 from tests.integration.bus_helpers import wait_until
 from tests.samples import ln_scored
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from services.detector.app import build_detector_app, load_segmenter
-from services.detector.handler import CONTOURS_FILE, ln_id_for
-from services.detector.inference import LymphNodeSegmenter
-from shared.bus.publish import publish_event
-from shared.bus.startup import start_with_retry
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import (
+from pathstream.services.detector.app import build_detector_app, load_segmenter
+from pathstream.services.detector.handler import CONTOURS_FILE, ln_id_for
+from pathstream.services.detector.inference import LymphNodeSegmenter
+from pathstream.shared.bus.publish import publish_event
+from pathstream.shared.bus.startup import start_with_retry
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import (
     Event,
     FailureStage,
     LymphNodeDetected,
@@ -25,9 +25,9 @@ from shared.events import (
     SlideScanned,
     Specimen,
 )
-from shared.settings import PathStreamSettings
-from shared.tilestore.fingerprint import slide_sha256
-from shared.topics import Topic
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.tilestore.fingerprint import slide_sha256
+from pathstream.shared.topics import Topic
 from tests.integration.bus_helpers import collected, wait_until
 from tests.integration.detector_cohort import TrainedDetector, make_slide
 
@@ -114,7 +114,7 @@ async def test_detector_service_publishes_lns_zero_ln_results_and_failures(
 async def test_a_redelivered_scan_yields_the_same_event_ids(
     trained_detector: TrainedDetector, bus_settings: PathStreamSettings, tmp_path: Path
 ) -> None:
-    from services.detector.handler import DetectorHandler
+    from pathstream.services.detector.handler import DetectorHandler
 
     settings = bus_settings.model_copy(update={"allowed_roots": [str(tmp_path)]})
     slide, _ = make_slide(tmp_path / "slides", 303, nodes=2)
@@ -140,8 +140,8 @@ def test_service_refuses_to_start_without_a_checkpoint(tmp_path: Path) -> None:
 def test_bad_slides_become_one_failure_event_each(
     tmp_path: Path, name: str, content: bytes, code: ErrorCode
 ) -> None:
-    from services.detector.handler import DetectorHandler
-    from services.detector.model import DeepLabV3Plus
+    from pathstream.services.detector.handler import DetectorHandler
+    from pathstream.services.detector.model import DeepLabV3Plus
     from tests.integration.detector_cohort import SMALL_DETECTOR
 
     settings = PathStreamSettings(data_dir=tmp_path, handler_retry_wait_s=0.01)

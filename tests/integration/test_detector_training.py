@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.detector.dataset import load_training_image
-from services.detector.evaluation import evaluate_images
-from services.detector.inference import LymphNodeSegmenter
-from services.detector.model import DetectorConfig, read_checkpoint
-from services.detector.training import RESUME_STATE, TrainingConfig, train_detector
-from shared.annotated_slides import find_annotated_slides
-from shared.errors import PathStreamError
+from pathstream.services.detector.training.dataset import load_training_image
+from pathstream.services.detector.training.evaluation import evaluate_images
+from pathstream.services.detector.inference import LymphNodeSegmenter
+from pathstream.services.detector.model import DetectorConfig, read_checkpoint
+from pathstream.services.detector.training.trainer import RESUME_STATE, TrainingConfig, train_detector
+from pathstream.training.annotated_slides import find_annotated_slides
+from pathstream.shared.errors import PathStreamError
 from tests.integration.detector_cohort import TrainedDetector, make_slide
 
 # The first test to use `trained_detector` also pays for training it (about 2 minutes on 2 cores).
@@ -83,7 +83,7 @@ def test_evaluate_command_prints_json_metrics(trained_detector: TrainedDetector,
         [
             sys.executable,
             "-c",
-            "from services.cli import main; main()",
+            "from pathstream.services.cli import main; main()",
             "evaluate",
             "detector",
             str(trained_detector.test_dir),
@@ -113,7 +113,7 @@ def test_evaluate_command_prints_json_metrics(trained_detector: TrainedDetector,
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from services.cli import main; main()", *args],
+        [sys.executable, "-c", "from pathstream.services.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=600,

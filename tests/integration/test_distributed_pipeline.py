@@ -22,18 +22,18 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from services.demo.cohort import write_demo_study
-from services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
-from shared.bus.admin import ensure_topics
-from shared.bus.broker import build_broker
-from shared.bus.startup import start_with_retry
-from shared.bus.subscribe import consumer_options
-from shared.db import migrate
-from shared.db.engine import create_db_engine, session_factory
-from shared.db.models import LymphNode, StudyReport
-from shared.events import LymphNodeScored, ReportReady
-from shared.settings import PathStreamSettings
-from shared.topics import Topic
+from pathstream.services.demo.cohort import write_demo_study
+from pathstream.services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
+from pathstream.shared.bus.admin import ensure_topics
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.startup import start_with_retry
+from pathstream.shared.bus.subscribe import consumer_options
+from pathstream.shared.db import migrate
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.db.models import LymphNode, StudyReport
+from pathstream.shared.events import LymphNodeScored, ReportReady
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import Topic
 from tests.integration.bus_helpers import wait_until
 from tests.integration.kafka_broker import PrivateKafka
 from tests.integration.service_processes import Processes
@@ -87,7 +87,7 @@ def _embedded(slides: list[Path], tmp_path: Path) -> dict[str, Any]:
         [
             sys.executable,
             "-m",
-            "services.cli",
+            "pathstream.services.cli",
             "run",
             *map(str, slides),
             "--out",

@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
-from services.demo.cohort import write_demo_study
-from services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
-from services.reporter.staging import pn_category
+from pathstream.services.demo.cohort import write_demo_study
+from pathstream.services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
+from pathstream.services.reporter.staging import pn_category
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "pathstream.services.cli", *args],
         capture_output=True,
         text=True,
         timeout=800,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.escnn.model import build_escnn, save_checkpoint
-from shared.synthetic.lymph_node import write_lymph_node_slide
+from pathstream.services.escnn.model import build_escnn, save_checkpoint
+from pathstream.synthetic.lymph_node import write_lymph_node_slide
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def test_evaluate_escnn_reports_both_levels_and_writes_a_roc_plot(tmp_path: Path
     save_checkpoint(build_escnn("resnet18"), checkpoint)
     result = subprocess.run(
         [
-            sys.executable, "-c", "from services.cli import main; main()",
+            sys.executable, "-c", "from pathstream.services.cli import main; main()",
             "evaluate", "escnn", str(tmp_path / "data"), "--checkpoint", str(checkpoint),
             "--backbone", "resnet18", "--tile-size", "1024", "--out", str(tmp_path / "out"),
             "--work", str(tmp_path / "stores"), "--json",

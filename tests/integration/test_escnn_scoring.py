@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from services.escnn.model import build_escnn, preprocess
-from services.escnn.scoring import LymphNodeImage, LymphNodeScorer, Thresholds, lesion_polygons
-from services.escnn.streaming import StreamingESCNN
-from shared.events import BBox, LnLabel, LymphNodeDetected
-from shared.synthetic.lymph_node import write_lymph_node_slide
-from shared.tilestore.ingest import ingest_slide
-from shared.tilestore.reader import TileStore
+from pathstream.services.escnn.model import build_escnn, preprocess
+from pathstream.services.escnn.scoring import LymphNodeImage, LymphNodeScorer, Thresholds, lesion_polygons
+from pathstream.services.escnn.streaming import StreamingESCNN
+from pathstream.shared.events import BBox, LnLabel, LymphNodeDetected
+from pathstream.synthetic.lymph_node import write_lymph_node_slide
+from pathstream.shared.tilestore.ingest import ingest_slide
+from pathstream.shared.tilestore.reader import TileStore
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ def test_scored_ln_equals_the_ordinary_forward_of_the_masked_image(
 
 
 def test_lesion_polygons_land_where_the_cam_is_hot() -> None:
-    from services.escnn.geometry import resnet_geometry
+    from pathstream.services.escnn.geometry import resnet_geometry
 
     model = build_escnn("resnet18")
     geometry = resnet_geometry(model.stem, [model.layer1, model.layer2, model.layer3, model.layer4])
@@ -141,8 +141,8 @@ def test_real_pcam_patches_pass_through_the_masked_streaming_path() -> None:
     """
     import tifffile
 
-    from services.detector.inference import padded_region
-    from services.escnn.lymph_node_source import ContourMaskedSource
+    from pathstream.services.detector.inference import padded_region
+    from pathstream.services.escnn.lymph_node_source import ContourMaskedSource
     from tests.conftest import SHARED_DATA
 
     patches = sorted((SHARED_DATA / "lymph_node_pcam").rglob("*.tif"))

@@ -11,20 +11,20 @@ from typing import Any
 import pytest
 import torch
 
-from services.escnn.app import build_escnn_app, load_scorer
-from services.escnn.model import build_escnn
-from services.escnn.scoring import LymphNodeScorer
-from services.escnn.streaming import StreamingESCNN
-from shared.bus.admin import ensure_topics
-from shared.bus.broker import build_broker
-from shared.bus.publish import publish_event
-from shared.bus.startup import start_with_retry
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import BBox, Event, LymphNodeDetected, LymphNodeScored, SlideFailed
-from shared.settings import PathStreamSettings
-from shared.synthetic.lymph_node import write_lymph_node_slide
-from shared.tilestore.ingest import ingest_slide
-from shared.topics import Topic
+from pathstream.services.escnn.app import build_escnn_app, load_scorer
+from pathstream.services.escnn.model import build_escnn
+from pathstream.services.escnn.scoring import LymphNodeScorer
+from pathstream.services.escnn.streaming import StreamingESCNN
+from pathstream.shared.bus.admin import ensure_topics
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.publish import publish_event
+from pathstream.shared.bus.startup import start_with_retry
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import BBox, Event, LymphNodeDetected, LymphNodeScored, SlideFailed
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.synthetic.lymph_node import write_lymph_node_slide
+from pathstream.shared.tilestore.ingest import ingest_slide
+from pathstream.shared.topics import Topic
 from tests.integration.bus_helpers import collected, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -118,7 +118,7 @@ async def test_two_workers_share_one_slides_lns_and_score_each_once(
 
 
 async def test_a_missing_store_fails_only_that_ln(bus_settings: PathStreamSettings, tmp_path: Path) -> None:
-    from services.escnn.handler import EscnnHandler
+    from pathstream.services.escnn.handler import EscnnHandler
 
     event = _lymph_nodes(tmp_path, bus_settings, copies=1)[0].model_copy(
         update={"store_uri": str(tmp_path / "no-such-store")}

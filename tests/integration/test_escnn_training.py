@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import torch
 
-from services.escnn.training import RESUME_STATE, EscnnTrainingConfig, train_escnn
-from services.escnn.training_data import TrainingExample, examples_for_slide
-from shared.annotated_slides import find_annotated_slides, ingest_annotated
-from shared.errors import PathStreamError
-from shared.synthetic.truth import LesionSize
+from pathstream.services.escnn.training.trainer import RESUME_STATE, EscnnTrainingConfig, train_escnn
+from pathstream.services.escnn.training.data import TrainingExample, examples_for_slide
+from pathstream.training.annotated_slides import find_annotated_slides, ingest_annotated
+from pathstream.shared.errors import PathStreamError
+from pathstream.synthetic.truth import LesionSize
 from tests.integration.escnn_cohort import (
     BACKBONE,
     TILE_SIZE,
@@ -37,7 +37,7 @@ EPOCHS = 5
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "pathstream.services.cli", *args],
         capture_output=True,
         text=True,
         timeout=900,

@@ -7,14 +7,14 @@ import math
 
 import pytest
 
-from shared.bus.broker import build_broker
-from shared.bus.publish import publish_event
-from shared.bus.startup import start_with_retry
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import LymphNodeDetected
-from shared.events.base import BBox
-from shared.settings import PathStreamSettings
-from shared.topics import Topic
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.publish import publish_event
+from pathstream.shared.bus.startup import start_with_retry
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import LymphNodeDetected
+from pathstream.shared.events.base import BBox
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import Topic
 from tests.integration.bus_helpers import collected, wait_until
 from tests.samples import ln_detected
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db.apply import apply_event
-from shared.db.models import LymphNode, MarrowResult, ProcessedEvent, Slide, SlideStatus
-from shared.db.report_inputs import StudyInputs, load_study_inputs
-from shared.events import LnLabel
+from pathstream.services.reporter.store.apply import apply_event
+from pathstream.shared.db.models import LymphNode, MarrowResult, ProcessedEvent, Slide, SlideStatus
+from pathstream.services.reporter.store.report_inputs import StudyInputs, load_study_inputs
+from pathstream.shared.events import LnLabel
 from tests.samples import (
     T0,
     ln_scored,

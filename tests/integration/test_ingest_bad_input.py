@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import tiledb
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import FailureStage, SlideFailed
-from shared.tilestore.ingest import ingest_slide
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import FailureStage, SlideFailed
+from pathstream.shared.tilestore.ingest import ingest_slide
 from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.integration

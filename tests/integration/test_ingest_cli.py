@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 def _run(*args: str, tmp_path: Path, roots: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATHSTREAM_DATA_DIR": str(tmp_path), "PATHSTREAM_ALLOWED_ROOTS": roots}
     return subprocess.run(
-        [sys.executable, "-c", "from services.cli import main; main()", *args],
+        [sys.executable, "-c", "from pathstream.services.cli import main; main()", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import Specimen
-from shared.tilestore.ingest import ingest_slide
-from shared.tilestore.reader import TileStore
+from pathstream.shared.events import Specimen
+from pathstream.shared.tilestore.ingest import ingest_slide
+from pathstream.shared.tilestore.reader import TileStore
 from tests.conftest import SHARED_DATA
 from tests.integration.slide_checks import assert_physical_size, region_difference
 

@@ -19,14 +19,14 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from services.cli import app
-from services.marrow.dataset import load_cohort, read_csv_records, read_roi
-from services.marrow.model import MarrowClassifier, MarrowTask
-from services.marrow.training import TrainingConfig
-from services.marrow.tuning import SearchSpace, train_marrow
-from shared.errors import ErrorCode, PathStreamError
-from shared.logs import configure_logging
-from shared.synthetic.marrow import write_marrow_cohort
+from pathstream.services.cli import app
+from pathstream.services.marrow.training.dataset import load_cohort, read_csv_records, read_roi
+from pathstream.services.marrow.model import MarrowClassifier, MarrowTask
+from pathstream.services.marrow.training.trainer import TrainingConfig
+from pathstream.services.marrow.training.tuning import SearchSpace, train_marrow
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.logs import configure_logging
+from pathstream.synthetic.marrow import write_marrow_cohort
 
 # The module fixture (cohort + three search runs, 65-80 s on 2 cores) runs in its first test.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -254,7 +254,7 @@ def test_user_mistakes_are_clear_errors(cohort: Path, tmp_path: Path) -> None:
 
 def test_a_mistake_on_the_command_line_prints_no_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "from services.cli import main; main()", "train", "marrow",
+        [sys.executable, "-c", "from pathstream.services.cli import main; main()", "train", "marrow",
          "--folders", str(tmp_path / "missing"), "--out", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=120, env={**os.environ, "PATHSTREAM_DATA_DIR": str(tmp_path)},
     )  # fmt: skip

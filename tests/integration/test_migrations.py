@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from shared.db import migrate
-from shared.db.engine import create_db_engine
-from shared.db.models import Base
+from pathstream.shared.db import migrate
+from pathstream.shared.db.engine import create_db_engine
+from pathstream.shared.db.models import Base
 
 pytestmark = pytest.mark.integration
 

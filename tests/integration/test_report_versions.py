@@ -7,10 +7,10 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.reporter.versions import mark_published, record_report_version, unpublished_reports
-from shared.db.apply import apply_event
-from shared.db.models import SlideReport, StudyReport
-from shared.events import Event, PnCategory
+from pathstream.services.reporter.versions import mark_published, record_report_version, unpublished_reports
+from pathstream.services.reporter.store.apply import apply_event
+from pathstream.shared.db.models import SlideReport, StudyReport
+from pathstream.shared.events import Event, PnCategory
 from tests.samples import ln_scored, slide_detected, slide_failed
 
 pytestmark = pytest.mark.integration

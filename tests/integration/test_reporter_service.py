@@ -9,21 +9,21 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.reporter.app import build_reporter_app
-from services.reporter.auth import DatabaseTokens, Principal
-from services.reporter.handler import ReporterHandler
-from services.reporter.review import Review
-from shared.bus.broker import build_broker
-from shared.bus.publish import publish_event
-from shared.bus.startup import start_with_retry
-from shared.bus.subscribe import consumer_options
-from shared.db import migrate
-from shared.db.engine import create_db_engine, session_factory
-from shared.db.models import LymphNode, Role, StudyReport
-from shared.errors import PathStreamError
-from shared.events import Event, LnLabel, PnCategory, ReportReady
-from shared.settings import PathStreamSettings
-from shared.topics import Topic, dead_letter_topic
+from pathstream.services.reporter.app import build_reporter_app
+from pathstream.services.review.auth import DatabaseTokens, Principal
+from pathstream.services.reporter.handler import ReporterHandler
+from pathstream.services.review.amendments import Review
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.publish import publish_event
+from pathstream.shared.bus.startup import start_with_retry
+from pathstream.shared.bus.subscribe import consumer_options
+from pathstream.shared.db import migrate
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.db.models import LymphNode, Role, StudyReport
+from pathstream.shared.errors import PathStreamError
+from pathstream.shared.events import Event, LnLabel, PnCategory, ReportReady
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import Topic, dead_letter_topic
 from tests.integration.bus_helpers import wait_until
 from tests.samples import ln_scored, report_ready, slide_detected, slide_failed, slide_scanned
 

@@ -20,14 +20,14 @@ import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.reporter.api import build_api
-from services.reporter.auth import DatabaseTokens
-from services.reporter.handler import ReporterHandler
-from services.reporter.review import Review
-from shared.db import migrate
-from shared.db.engine import create_db_engine, session_factory
-from shared.db.models import ApiToken, AuditEntry, Role, StudyReport
-from shared.settings import PathStreamSettings
+from pathstream.services.review.api import build_api
+from pathstream.services.review.auth import DatabaseTokens
+from pathstream.services.reporter.handler import ReporterHandler
+from pathstream.services.review.amendments import Review
+from pathstream.shared.db import migrate
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.db.models import ApiToken, AuditEntry, Role, StudyReport
+from pathstream.shared.settings import PathStreamSettings
 from tests.samples import ln_scored, slide_detected
 
 pytestmark = pytest.mark.integration

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from services.reporter.handler import ReporterHandler
-from shared.db import migrate
-from shared.db.engine import create_db_engine, session_factory
-from shared.settings import PathStreamSettings
+from pathstream.services.reporter.handler import ReporterHandler
+from pathstream.shared.db import migrate
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.settings import PathStreamSettings
 from tests.samples import ln_scored, slide_detected
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def _cli(url: str, *args: str, token: str | None = None) -> subprocess.Completed
     if token is not None:
         env["PATHSTREAM_REVIEW_TOKEN"] = token
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "pathstream.services.cli", *args], capture_output=True, text=True, env=env, timeout=120
     )
 
 

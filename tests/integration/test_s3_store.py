@@ -14,10 +14,10 @@ import boto3
 import numpy as np
 import pytest
 
-from shared.settings import PathStreamSettings
-from shared.tilestore.context import tiledb_context
-from shared.tilestore.ingest import ingest_slide
-from shared.tilestore.reader import TileStore
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.tilestore.context import tiledb_context
+from pathstream.shared.tilestore.ingest import ingest_slide
+from pathstream.shared.tilestore.reader import TileStore
 from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.integration

@@ -16,17 +16,17 @@ import pytest
 from faststream.kafka import KafkaBroker
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.scanner.bridge import BridgeConfig, ScannerBridge
-from shared.bus.broker import build_broker
-from shared.bus.startup import start_with_retry
-from shared.bus.subscribe import consumer_options
-from shared.db import migrate
-from shared.db.engine import create_db_engine, session_factory
-from shared.db.models import WatchedSlide, WatchedSlideStatus
-from shared.events import SlideScanned, Specimen
-from shared.settings import PathStreamSettings
-from shared.tilestore.fingerprint import slide_sha256
-from shared.topics import Topic
+from pathstream.services.scanner.bridge import BridgeConfig, ScannerBridge
+from pathstream.shared.bus.broker import build_broker
+from pathstream.shared.bus.startup import start_with_retry
+from pathstream.shared.bus.subscribe import consumer_options
+from pathstream.shared.db import migrate
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.db.models import WatchedSlide, WatchedSlideStatus
+from pathstream.shared.events import SlideScanned, Specimen
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.tilestore.fingerprint import slide_sha256
+from pathstream.shared.topics import Topic
 from tests.conftest import SHARED_DATA
 from tests.integration.bus_helpers import wait_until
 
@@ -190,7 +190,7 @@ async def test_same_name_new_content_gets_its_own_id(
 def test_the_watch_folder_must_be_allowed(
     watch_root: Path, tmp_path: Path, sessions: sessionmaker[Session]
 ) -> None:
-    from shared.errors import ErrorCode, PathStreamError
+    from pathstream.shared.errors import ErrorCode, PathStreamError
 
     settings = PathStreamSettings(data_dir=tmp_path / "elsewhere")
     with pytest.raises(PathStreamError) as info:
@@ -211,7 +211,7 @@ def _watch_once(root: Path, settings: PathStreamSettings, db_url: str) -> subpro
         [
             sys.executable,
             "-c",
-            "from services.cli import main; main()",
+            "from pathstream.services.cli import main; main()",
             "watch",
             str(root),
             "--once",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.allowed_roots import check_allowed
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.allowed_roots import check_allowed
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 
 @pytest.fixture

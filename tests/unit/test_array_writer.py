@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tiledb
 
-from shared.tilestore.array_writer import GlobalOrderWriter
-from shared.tilestore.layout import ArrayInfo, TileFormat, array_schema
-from shared.tilestore.reader import StoreArray
+from pathstream.shared.tilestore.array_writer import GlobalOrderWriter
+from pathstream.shared.tilestore.layout import ArrayInfo, TileFormat, array_schema
+from pathstream.shared.tilestore.reader import StoreArray
 
 
 @pytest.mark.parametrize(

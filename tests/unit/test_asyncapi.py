@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.events import ALL_EVENTS
-from shared.topics import Topic
+from pathstream.shared.events import ALL_EVENTS
+from pathstream.shared.topics import Topic
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def test_faststream_docs_gen_generates_the_document(tmp_path: Path) -> None:
             "docs",
             "gen",
             "--factory",
-            "shared.bus.catalogue:build_catalogue_app",
+            "pathstream.shared.bus.catalogue:build_catalogue_app",
             "--out",
             str(out),
         ],
@@ -55,7 +55,7 @@ def test_pathstream_asyncapi_command(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from services.cli import main; main()",
+            "from pathstream.services.cli import main; main()",
             "asyncapi",
             "--out",
             str(out),

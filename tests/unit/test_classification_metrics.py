@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from shared.classification_metrics import operating_point, roc_auc, roc_curve, wilson_interval
+from pathstream.training.classification_metrics import operating_point, roc_auc, roc_curve, wilson_interval
 
 
 def _pairwise(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -11,8 +11,8 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from services.cli import app
-from shared.db import migrate
+from pathstream.services.cli import app
+from pathstream.shared.db import migrate
 
 runner = CliRunner()
 
@@ -43,7 +43,7 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
 
 def _pathstream(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from services.cli import main; main()", *args],
+        [sys.executable, "-c", "from pathstream.services.cli import main; main()", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **env},

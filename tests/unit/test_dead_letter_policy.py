@@ -11,8 +11,8 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from pydantic import BaseModel, ValidationError
 
-from shared.bus.dead_letter import DeadLetterPolicy, describe_error, is_permanent
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.bus.dead_letter import DeadLetterPolicy, describe_error, is_permanent
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 
 class Item(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from services.cli.serve import Service
+from pathstream.services.cli.serve import Service
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 

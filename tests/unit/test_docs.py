@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.settings import PathStreamSettings
+from pathstream.shared.settings import PathStreamSettings
 
 REPO = Path(__file__).resolve().parents[2]
 

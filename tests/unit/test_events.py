@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from shared.events import (
+from pathstream.shared.events import (
     ALL_EVENTS,
     LnLabel,
     LymphNodeDetected,
@@ -19,7 +19,7 @@ from shared.events import (
     SlideDetected,
     SlideScanned,
 )
-from shared.topics import Topic
+from pathstream.shared.topics import Topic
 from tests import samples
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.logs import REDACTED, bound_ids, configure_logging, context_ids, get_logger
+from pathstream.shared.logs import REDACTED, bound_ids, configure_logging, context_ids, get_logger
 from tests.samples import ln_scored
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import SlideScanned
-from shared.naming import safe_id, slide_id_for
+from pathstream.shared.events import SlideScanned
+from pathstream.shared.naming import safe_id, slide_id_for
 from tests.samples import slide_scanned
 
 

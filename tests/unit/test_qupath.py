@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import ErrorCode, PathStreamError
-from shared.qupath import feature, read_annotations, write_feature_collection
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.qupath import feature, read_annotations, write_feature_collection
 
 
 def test_written_features_read_back_with_class_and_closed_rings(tmp_path: Path) -> None:

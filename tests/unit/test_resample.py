@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from shared.tilestore.resample import (
+from pathstream.shared.tilestore.resample import (
     area_resample,
     snapped_area_resize,
     snapped_boundaries,

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from services.scanner.discovery import CompletionTracker, find_candidates
+from pathstream.services.scanner.discovery import CompletionTracker, find_candidates
 
 
 def _touch(path: Path, data: bytes = b"x" * 10, age_s: float = 60.0) -> Path:

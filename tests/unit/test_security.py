@@ -9,8 +9,8 @@ from faststream.kafka.security import parse_security
 from faststream.security import SASLGSSAPI, SASLPlaintext, SASLScram512
 from pydantic import SecretStr
 
-from shared.bus.security import kafka_security
-from shared.settings import PathStreamSettings
+from pathstream.shared.bus.security import kafka_security
+from pathstream.shared.settings import PathStreamSettings
 
 
 def test_plaintext_has_no_security(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from shared.settings import PathStreamSettings, mask_database_url, normalise_database_url
+from pathstream.shared.settings import PathStreamSettings, mask_database_url, normalise_database_url
 
 
 def test_embedded_defaults_live_under_the_data_dir(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_describe_masks_secrets(tmp_path: Path) -> None:
 def test_kafka_client_timeouts_and_sizes_come_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from shared.bus.subscribe import consumer_options
+    from pathstream.shared.bus.subscribe import consumer_options
 
     monkeypatch.setenv("PATHSTREAM_KAFKA_SESSION_TIMEOUT_MS", "45000")
     monkeypatch.setenv("PATHSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS", "15000")

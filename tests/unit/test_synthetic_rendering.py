@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.events import MarrowClass
-from shared.synthetic.lymph_node_render import LymphNodeRenderer
-from shared.synthetic.lymph_node_scene import plan_scene
-from shared.synthetic.marrow import MarrowRenderer, case_mixture, plan_smear
-from shared.synthetic.shapes import max_diameter, points_inside
-from shared.synthetic.truth import LesionSize, size_class
+from pathstream.shared.events import MarrowClass
+from pathstream.synthetic.lymph_node_render import LymphNodeRenderer
+from pathstream.synthetic.lymph_node_scene import plan_scene
+from pathstream.synthetic.marrow import MarrowRenderer, case_mixture, plan_smear
+from pathstream.synthetic.shapes import max_diameter, points_inside
+from pathstream.synthetic.truth import LesionSize, size_class
 
 
 def _node_centre(plan) -> tuple[int, int]:  # type: ignore[no-untyped-def]

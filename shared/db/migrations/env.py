@@ -1,12 +1,12 @@
-"""Alembic environment: runs PathStream's migrations against the URL given by `shared.db.migrate`."""
+"""Alembic environment: runs PathStream's migrations against the URL given by `pathstream.shared.db.migrate`."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from shared.db.engine import create_db_engine
-from shared.db.models import Base
-from shared.settings import get_settings
+from pathstream.shared.db.engine import create_db_engine
+from pathstream.shared.db.models import Base
+from pathstream.shared.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from services.detector.model import (
+from pathstream.services.detector.model import (
     DeepLabV3Plus,
     DetectorConfig,
     build_detector,
@@ -17,7 +17,7 @@ from services.detector.model import (
     read_checkpoint,
     save_checkpoint,
 )
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 SMALL = DetectorConfig(backbone="resnet18", aspp_channels=32, decoder_channels=32, low_level_channels=16)
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.detector.postprocess import MIN_COMPONENT_PX, contours_to_level0, mask_to_contours
+from pathstream.services.detector.postprocess import MIN_COMPONENT_PX, contours_to_level0, mask_to_contours
 
 
 def _square_with_bumps(side: int, bumps: int) -> np.ndarray:

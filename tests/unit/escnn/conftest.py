@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.escnn.model import EscnnModel, FrozenBatchNorm2d, build_escnn
+from pathstream.services.escnn.model import EscnnModel, FrozenBatchNorm2d, build_escnn
 
 
 def randomised(backbone: str, seed: int = 0) -> EscnnModel:

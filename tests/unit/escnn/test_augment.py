@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from services.escnn.augment import AffineView, ColourView
-from services.escnn.model import preprocess
-from services.escnn.streaming import StreamingESCNN
-from services.escnn.tiles import ArraySource
+from pathstream.services.escnn.training.augment import AffineView, ColourView
+from pathstream.services.escnn.model import preprocess
+from pathstream.services.escnn.streaming import StreamingESCNN
+from pathstream.services.escnn.tiles import ArraySource
 from tests.unit.escnn.conftest import randomised, tissue_image
 
 

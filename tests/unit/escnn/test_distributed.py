@@ -12,9 +12,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from services.escnn.distributed import DistributedContext, shard
-from services.escnn.model import build_escnn
-from services.escnn.streaming import StreamingESCNN
+from pathstream.services.escnn.training.distributed import DistributedContext, shard
+from pathstream.services.escnn.model import build_escnn
+from pathstream.services.escnn.streaming import StreamingESCNN
 
 
 def _image(seed: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.escnn.evaluation import LnPrediction, evaluate_predictions, roc_png_for, slide_level
+from pathstream.services.escnn.training.evaluation import LnPrediction, evaluate_predictions, roc_png_for, slide_level
 
 
 def _cohort() -> list[LnPrediction]:

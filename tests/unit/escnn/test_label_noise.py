@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from services.escnn.label_noise import LabelNoise
+from pathstream.services.escnn.training.label_noise import LabelNoise
 
 
 def test_identity_transition_is_binary_cross_entropy() -> None:

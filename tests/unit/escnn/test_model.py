@@ -9,15 +9,15 @@ import pytest
 import torch
 import torchvision
 
-from services.escnn.model import (
+from pathstream.services.escnn.model import (
     FrozenBatchNorm2d,
     build_escnn,
     checkpoint_version,
     preprocess,
     save_checkpoint,
 )
-from shared.errors import ErrorCode, PathStreamError
-from shared.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.backbones.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from tests.unit.escnn.conftest import randomised
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from services.escnn.geometry import plan_axis, resnet_geometry
-from services.escnn.memory import choose_tile_size, estimate_bytes
-from services.escnn.tiles import ArraySource, Tile, TileProducer
+from pathstream.services.escnn.geometry import plan_axis, resnet_geometry
+from pathstream.services.escnn.memory import choose_tile_size, estimate_bytes
+from pathstream.services.escnn.tiles import ArraySource, Tile, TileProducer
 from tests.unit.escnn.conftest import randomised
 
 

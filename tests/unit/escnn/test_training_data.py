@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from services.escnn.training_data import (
+from pathstream.services.escnn.training.data import (
     SlideInfo,
     TrainingExample,
     examples_for_slide,
     read_manifest,
     split_by_study,
 )
-from shared.annotated_slides import AnnotatedSlide
-from shared.errors import PathStreamError
-from shared.qupath import Annotation
+from pathstream.training.annotated_slides import AnnotatedSlide
+from pathstream.shared.errors import PathStreamError
+from pathstream.shared.qupath import Annotation
 
 
 def _write(path: Path, text: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.escnn.training import EscnnTrainingConfig, _Plateau
+from pathstream.services.escnn.training.trainer import EscnnTrainingConfig, _Plateau
 
 
 def test_plateau_reduces_then_stops() -> None:

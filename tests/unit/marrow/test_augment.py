@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.marrow.augment import Augmentation, balanced_order
+from pathstream.services.marrow.training.augment import Augmentation, balanced_order
 
 
 def _image(size: int = 48, seed: int = 0) -> np.ndarray:

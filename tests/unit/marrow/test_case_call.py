@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.marrow.case_call import case_call
-from shared.events import MarrowClass
+from pathstream.services.marrow.case_call import case_call
+from pathstream.shared.events import MarrowClass
 
 THREE = (MarrowClass.MDS, MarrowClass.AML, MarrowClass.DONOR)
 

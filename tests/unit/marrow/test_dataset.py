@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from services.marrow.augment import Augmentation
-from services.marrow.dataset import (
+from pathstream.services.marrow.training.augment import Augmentation
+from pathstream.services.marrow.training.dataset import (
     RoiDataset,
     load_cohort,
     read_csv_records,
     read_folder_records,
     select_task,
 )
-from services.marrow.model import MarrowTask, resize_roi
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import MarrowClass
+from pathstream.services.marrow.model import MarrowTask, resize_roi
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import MarrowClass
 
 
 def _png(path: Path, seed: int = 0, size: int = 40) -> Path:

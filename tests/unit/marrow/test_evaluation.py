@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.marrow.evaluation import (
+from pathstream.services.marrow.training.evaluation import (
     Predictions,
     case_level,
     classification_metrics,
@@ -17,7 +17,7 @@ from services.marrow.evaluation import (
     macro_auc,
     roc_png,
 )
-from shared.classification_metrics import roc_auc, wilson_interval
+from pathstream.training.classification_metrics import roc_auc, wilson_interval
 
 BINARY = ("mds", "aml")
 THREE = ("mds", "aml", "donor")

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from services.marrow.folds import Fold, check_folds, patient_folds, split_images
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.services.marrow.training.folds import Fold, check_folds, patient_folds, split_images
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 
 def _patients(counts: dict[str, int]) -> dict[str, str]:

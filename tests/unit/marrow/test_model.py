@@ -9,16 +9,16 @@ import pytest
 import torch
 import torchvision
 
-from services.marrow.architectures import ARCHITECTURES, build_network, head_prefix, load_imagenet_weights
-from services.marrow.model import (
+from pathstream.services.marrow.architectures import ARCHITECTURES, build_network, head_prefix, load_imagenet_weights
+from pathstream.services.marrow.model import (
     MarrowClassifier,
     MarrowModelSpec,
     MarrowTask,
     read_marrow_checkpoint,
     save_marrow_checkpoint,
 )
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import MarrowClass
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import MarrowClass
 
 PAPER_ARCHITECTURES = {
     "resnet18",

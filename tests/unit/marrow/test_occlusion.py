@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from services.marrow.occlusion import (
+from pathstream.services.marrow.occlusion import (
     OcclusionConfig,
     PredictBatch,
     occlusion_sensitivity,
@@ -18,7 +18,7 @@ from services.marrow.occlusion import (
     overlay_png,
     write_overlay_png,
 )
-from shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.errors import ErrorCode, PathStreamError
 
 SIZE = 64
 BACKGROUND = (226, 226, 232)  # smear-plasma-like, no red excess

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from services.marrow.roi_features import CRITERIA, assess_field, combine
-from shared.errors import ErrorCode, PathStreamError
-from shared.synthetic.marrow import MarrowRenderer, Mixture, SmearLayout
+from pathstream.services.marrow.roi_features import CRITERIA, assess_field, combine
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.synthetic.marrow import MarrowRenderer, Mixture, SmearLayout
 
 MPP = 0.2
 FIELD = 1024

@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from services.marrow.roi_features import CRITERIA
-from services.marrow.roi_proposal import RoiProposalConfig, propose_rois, propose_rois_in_image
-from shared.errors import ErrorCode, PathStreamError
-from shared.events import MarrowClass
-from shared.synthetic.marrow import MarrowRenderer, case_mixture, plan_smear
+from pathstream.services.marrow.roi_features import CRITERIA
+from pathstream.services.marrow.roi_proposal import RoiProposalConfig, propose_rois, propose_rois_in_image
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import MarrowClass
+from pathstream.synthetic.marrow import MarrowRenderer, case_mixture, plan_smear
 
 MPP = 0.8
 SIZE = 2048

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.reporter.staging import below_ajcc_minimum, pn_category
+from pathstream.services.reporter.staging import below_ajcc_minimum, pn_category
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from pydantic import ValidationError
 
-from services.reporter.fhir import diagnostic_report
-from services.reporter.summary import summarise
-from shared.db.models import SlideStatus
-from shared.db.report_inputs import LymphNodeFinding, SlideInputs, StudyInputs
-from shared.events import LnLabel, PnCategory, Specimen
+from pathstream.services.reporter.fhir import diagnostic_report
+from pathstream.services.reporter.summary import summarise
+from pathstream.shared.db.models import SlideStatus
+from pathstream.services.reporter.store.report_inputs import LymphNodeFinding, SlideInputs, StudyInputs
+from pathstream.shared.events import LnLabel, PnCategory, Specimen
 
 ISSUED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

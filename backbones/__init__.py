@@ -1,0 +1,1 @@
+"""CNN building blocks the services' models share: ResNet backbones and ImageNet input normalisation."""

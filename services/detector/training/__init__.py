@@ -1,0 +1,1 @@
+"""Detector training and evaluation: what `pathstream train|evaluate detector` need and `serve` does not."""

@@ -1,0 +1,1 @@
+"""Marrow training: cross-validated, tuned MDS / AML / donor classifiers (`pathstream train marrow`)."""

@@ -1,0 +1,1 @@
+"""Review service: the pathologist review API (users and tokens, label and contour amendments, QuPath)."""

@@ -1,0 +1,401 @@
+"""Pathologist review: change an LN's label, edit / add / remove an LN contour, import QuPath edits.
+
+Transport-free: the review CLI and the HTTP API call `Review`. Every amendment runs in one
+transaction that locks the study, changes the LN, writes an audit entry (the acting principal, the
+time, the reason, before and after) and records a new report version, which waits in the outbox
+until the reporter publishes it as `ReportReady`. Nothing is half-applied: a bad contour or an
+unknown LN raises before anything is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pathstream.services.review.auth import Principal
+from pathstream.services.review.contours import checked_contour
+from pathstream.services.review.geojson_export import KIND_LN, LN_CLASS, ln_feature_id, slide_feature_collection
+from pathstream.services.reporter.study_view import study_result
+from pathstream.services.reporter.versions import record_report_version
+from pathstream.shared.db.models import AuditEntry, LymphNode, Slide, Study
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import LnLabel
+from pathstream.shared.events.base import utc_now
+from pathstream.shared.polygons import polygon_area
+
+MAX_REASON_CHARS = 2000
+_CLASS_LABELS = {"positive": LnLabel.POSITIVE, "negative": LnLabel.NEGATIVE}
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """What one review call changed, and the report version it produced."""
+
+    study_id: str
+    ln_ids: tuple[str, ...]
+    actions: tuple[str, ...]
+    report_version: int | None
+
+
+def _unknown(what: str, key: str) -> PathStreamError:
+    return PathStreamError(
+        ErrorCode.UNKNOWN_ENTITY, f"There is no {what} {key}.", hint=f"List the study to see its {what}s."
+    )
+
+
+def _checked_reason(reason: str) -> str:
+    text = reason.strip()
+    if not text:
+        raise PathStreamError(
+            ErrorCode.INVALID_AMENDMENT,
+            "A reason is required for every amendment.",
+            hint="Say why the result is changed; it is kept in the audit trail.",
+        )
+    if len(text) > MAX_REASON_CHARS:
+        raise PathStreamError(
+            ErrorCode.INVALID_AMENDMENT, f"The reason is longer than {MAX_REASON_CHARS} characters."
+        )
+    return text
+
+
+def _require_pathologist(principal: Principal) -> None:
+    if not principal.may_amend:
+        raise PathStreamError(
+            ErrorCode.FORBIDDEN,
+            f"User {principal.user_id} ({principal.role.value}) may not amend results.",
+            hint="Amendments need the pathologist role.",
+        )
+
+
+def _ln_state(node: LymphNode) -> dict[str, Any]:
+    return {
+        "label": None if node.label is None else node.label.value,
+        "review_label": None if node.review_label is None else node.review_label.value,
+        "contour_points": len(node.review_contour or node.contour),
+        "area_um2": round(node.area_um2, 1),
+        "removed": node.removed,
+    }
+
+
+class Review:
+    """Reads and amends results in the report database on behalf of authenticated principals."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def study(self, study_id: str) -> dict[str, Any]:
+        """The study's slides and LNs with scores and labels (`study_result`); raises UNKNOWN_ENTITY."""
+        with self.sessions() as session:
+            if session.get(Study, study_id) is None:
+                raise _unknown("study", study_id)
+            return study_result(session, study_id)
+
+    def slide_geojson(self, slide_id: str) -> dict[str, Any]:
+        """QuPath-importable GeoJSON of the slide's LNs; raises UNKNOWN_ENTITY."""
+        with self.sessions() as session:
+            if session.get(Slide, slide_id) is None:
+                raise _unknown("slide", slide_id)
+            return slide_feature_collection(session, slide_id)
+
+    def audit(self, study_id: str) -> list[dict[str, Any]]:
+        """The study's audit trail, oldest first."""
+        with self.sessions() as session:
+            if session.get(Study, study_id) is None:
+                raise _unknown("study", study_id)
+            rows = session.scalars(
+                select(AuditEntry).where(AuditEntry.study_id == study_id).order_by(AuditEntry.id)
+            )
+            return [
+                {
+                    "at": row.at.isoformat(),
+                    "actor": row.actor,
+                    "action": row.action,
+                    "entity_type": row.entity_type,
+                    "entity_id": row.entity_id,
+                    "before": row.before,
+                    "after": row.after,
+                    "reason": row.reason,
+                }
+                for row in rows
+            ]
+
+    # -- amending ----------------------------------------------------------------------------
+
+    def set_label(self, principal: Principal, ln_id: str, label: LnLabel, reason: str) -> Amendment:
+        """Override an LN's metastasis call."""
+        _require_pathologist(principal)
+        reason = _checked_reason(reason)
+        with self.sessions.begin() as session:
+            node = self._node(session, ln_id)
+            self._lock(session, node.study_id)
+            self._label(session, principal, node, label, reason)
+            return self._version(session, node.study_id, [ln_id], ["label"])
+
+    def set_contour(
+        self, principal: Principal, ln_id: str, contour: list[list[float]], reason: str
+    ) -> Amendment:
+        """Replace an LN's contour (level-0 px); its area follows."""
+        _require_pathologist(principal)
+        reason = _checked_reason(reason)
+        points = checked_contour(contour)
+        with self.sessions.begin() as session:
+            node = self._node(session, ln_id)
+            self._lock(session, node.study_id)
+            self._contour(session, principal, node, points, reason)
+            return self._version(session, node.study_id, [ln_id], ["contour"])
+
+    def add_lymph_node(
+        self, principal: Principal, slide_id: str, contour: list[list[float]], label: LnLabel, reason: str
+    ) -> Amendment:
+        """Add an LN the detector missed, with the pathologist's label."""
+        _require_pathologist(principal)
+        reason = _checked_reason(reason)
+        points = checked_contour(contour)
+        with self.sessions.begin() as session:
+            slide = session.get(Slide, slide_id)
+            if slide is None:
+                raise _unknown("slide", slide_id)
+            self._lock(session, slide.study_id)
+            ln_id = self._add(session, principal, slide, points, label, reason)
+            return self._version(session, slide.study_id, [ln_id], ["add"])
+
+    def remove_lymph_node(self, principal: Principal, ln_id: str, reason: str) -> Amendment:
+        """Remove an LN (not a lymph node, or a duplicate); it stops counting and stays on record."""
+        _require_pathologist(principal)
+        reason = _checked_reason(reason)
+        with self.sessions.begin() as session:
+            node = self._node(session, ln_id)
+            self._lock(session, node.study_id)
+            self._remove(session, principal, node, reason)
+            return self._version(session, node.study_id, [ln_id], ["remove"])
+
+    def import_geojson(
+        self, principal: Principal, slide_id: str, collection: dict[str, Any], reason: str
+    ) -> Amendment:
+        """Apply a QuPath-edited export of the slide as amendments, in one transaction.
+
+        `Lymph node` features are matched to LNs by feature id or `pathstream.ln_id`; a changed
+        outline is a contour edit, a changed class (`Positive` / `Negative`) or `pathstream.label`
+        a label change, an unmatched feature a new LN (it needs a Positive / Negative class), and an
+        LN whose feature was deleted is removed. Other classes (CAM `Tumor` regions) are ignored.
+        """
+        _require_pathologist(principal)
+        reason = _checked_reason(reason)
+        features = _ln_features(collection)
+        with self.sessions.begin() as session:
+            slide = session.get(Slide, slide_id)
+            if slide is None:
+                raise _unknown("slide", slide_id)
+            self._lock(session, slide.study_id)
+            nodes = {
+                n.ln_id: n
+                for n in session.scalars(
+                    select(LymphNode).where(LymphNode.slide_id == slide_id, LymphNode.removed.is_(False))
+                )
+            }
+            by_feature = {ln_feature_id(ln_id): ln_id for ln_id in nodes}
+            planned: list[tuple[str, Any]] = []
+            seen: set[str] = set()
+            for index, item in enumerate(features):
+                ln_id = by_feature.get(str(item.get("id"))) or item["pathstream"].get("ln_id")
+                try:
+                    points = checked_contour(item["ring"])
+                except PathStreamError as exc:
+                    raise PathStreamError(
+                        ErrorCode.INVALID_AMENDMENT, f"Feature {index}: {exc.message}", hint=exc.hint
+                    ) from None
+                if ln_id in nodes:
+                    seen.add(ln_id)
+                    planned.append(("update", (nodes[ln_id], points, item["label"])))
+                else:
+                    if item["label"] is None:
+                        raise PathStreamError(
+                            ErrorCode.INVALID_AMENDMENT,
+                            f"Feature {index} is a new lymph node without a Positive or Negative class.",
+                            hint="Set its classification to Positive or Negative in QuPath.",
+                        )
+                    planned.append(("add", (points, item["label"])))
+            ln_ids: list[str] = []
+            actions: list[str] = []
+            for kind, payload in planned:
+                if kind == "add":
+                    points, label = payload
+                    ln_ids.append(self._add(session, principal, slide, points, label, reason))
+                    actions.append("add")
+                    continue
+                node, points, label = payload
+                if points != [tuple(p) for p in (node.review_contour or node.contour)]:
+                    self._contour(session, principal, node, points, reason)
+                    ln_ids.append(node.ln_id)
+                    actions.append("contour")
+                if label is not None and label != (node.review_label or node.label):
+                    self._label(session, principal, node, label, reason)
+                    ln_ids.append(node.ln_id)
+                    actions.append("label")
+            for ln_id, node in nodes.items():
+                if ln_id not in seen:
+                    self._remove(session, principal, node, reason)
+                    ln_ids.append(ln_id)
+                    actions.append("remove")
+            if not actions:
+                return Amendment(slide.study_id, (), (), None)
+            return self._version(session, slide.study_id, ln_ids, actions)
+
+    # -- steps (inside the caller's transaction) ---------------------------------------------
+
+    @staticmethod
+    def _node(session: Session, ln_id: str) -> LymphNode:
+        node = session.get(LymphNode, ln_id)
+        if node is None or node.removed:
+            raise _unknown("lymph node", ln_id)
+        return node
+
+    @staticmethod
+    def _lock(session: Session, study_id: str) -> None:
+        session.execute(select(Study.study_id).where(Study.study_id == study_id).with_for_update())
+
+    @staticmethod
+    def _audit(
+        session: Session,
+        principal: Principal,
+        action: str,
+        node: LymphNode,
+        before: dict[str, Any] | None,
+        reason: str,
+    ) -> None:
+        session.add(
+            AuditEntry(
+                actor=principal.user_id,
+                action=action,
+                entity_type="lymph_node",
+                entity_id=node.ln_id,
+                study_id=node.study_id,
+                before=before,
+                after=_ln_state(node),
+                reason=reason,
+            )
+        )
+
+    def _label(
+        self, session: Session, principal: Principal, node: LymphNode, label: LnLabel, reason: str
+    ) -> None:
+        before = _ln_state(node)
+        node.review_label = label
+        node.reviewed_by, node.reviewed_at = principal.user_id, utc_now()
+        self._audit(session, principal, "set_label", node, before, reason)
+
+    def _contour(
+        self,
+        session: Session,
+        principal: Principal,
+        node: LymphNode,
+        points: list[tuple[int, int]],
+        reason: str,
+    ) -> None:
+        before = _ln_state(node)
+        node.review_contour = [list(p) for p in points]
+        node.area_um2 = _area_um2(session, node.slide_id, points)
+        node.reviewed_by, node.reviewed_at = principal.user_id, utc_now()
+        self._audit(session, principal, "set_contour", node, before, reason)
+
+    def _remove(self, session: Session, principal: Principal, node: LymphNode, reason: str) -> None:
+        before = _ln_state(node)
+        node.removed = True
+        node.reviewed_by, node.reviewed_at = principal.user_id, utc_now()
+        self._audit(session, principal, "remove", node, before, reason)
+
+    def _add(
+        self,
+        session: Session,
+        principal: Principal,
+        slide: Slide,
+        points: list[tuple[int, int]],
+        label: LnLabel,
+        reason: str,
+    ) -> str:
+        index = (
+            session.scalar(select(func.max(LymphNode.index)).where(LymphNode.slide_id == slide.slide_id)) or 0
+        ) + 1
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        node = LymphNode(
+            ln_id=f"{slide.slide_id[:180]}_rv{uuid.uuid4().hex[:8]}",
+            slide_id=slide.slide_id,
+            study_id=slide.study_id,
+            index=index,
+            contour=[list(p) for p in points],
+            bbox={"x": min(xs), "y": min(ys), "width": max(xs) - min(xs), "height": max(ys) - min(ys)},
+            area_um2=_area_um2(session, slide.slide_id, points),
+            review_label=label,
+            added_by_review=True,
+            reviewed_by=principal.user_id,
+            reviewed_at=utc_now(),
+        )
+        session.add(node)
+        session.flush()
+        self._audit(session, principal, "add", node, None, reason)
+        return node.ln_id
+
+    @staticmethod
+    def _version(session: Session, study_id: str, ln_ids: list[str], actions: list[str]) -> Amendment:
+        session.flush()
+        row = record_report_version(session, study_id, trigger=f"review:{','.join(sorted(set(actions)))}")
+        return Amendment(study_id, tuple(ln_ids), tuple(actions), None if row is None else row.version)
+
+
+def _area_um2(session: Session, slide_id: str, points: list[tuple[int, int]]) -> float:
+    slide = session.get(Slide, slide_id)
+    if slide is None or slide.mpp_x is None or slide.mpp_y is None:
+        raise PathStreamError(
+            ErrorCode.INVALID_AMENDMENT,
+            f"Slide {slide_id} has no known resolution yet, so a contour's area cannot be measured.",
+            hint="Amend contours after the slide's detection has been reported.",
+        )
+    return polygon_area(points) * slide.mpp_x * slide.mpp_y
+
+
+def _ln_features(collection: Any) -> list[dict[str, Any]]:
+    """The `Lymph node` polygon features of a GeoJSON FeatureCollection (or list of Features):
+    [{"id", "ring", "label", "pathstream"}]; raises INVALID_AMENDMENT for malformed input."""
+
+    def bad(why: str) -> PathStreamError:
+        return PathStreamError(
+            ErrorCode.INVALID_AMENDMENT,
+            f"The GeoJSON is not usable: {why}.",
+            hint="Import the file PathStream exported, edited in QuPath (File > Export objects as GeoJSON).",
+        )
+
+    if isinstance(collection, dict) and collection.get("type") == "FeatureCollection":
+        features = collection.get("features")
+    else:
+        features = collection
+    if not isinstance(features, list):
+        raise bad("it holds no list of features")
+    found = []
+    for index, item in enumerate(features):
+        if not isinstance(item, dict):
+            raise bad(f"feature {index} is not an object")
+        props = item.get("properties") or {}
+        classification = props.get("classification")
+        class_name = classification.get("name") if isinstance(classification, dict) else classification
+        raw = props.get("pathstream")
+        ours: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if ours.get("kind") not in (None, KIND_LN):
+            continue
+        if ours.get("kind") is None and class_name not in (LN_CLASS, "Positive", "Negative"):
+            continue
+        geometry = item.get("geometry") or {}
+        if geometry.get("type") != "Polygon" or not geometry.get("coordinates"):
+            raise bad(f"feature {index} is a lymph node but not a Polygon")
+        label = _CLASS_LABELS.get(str(class_name).lower()) if class_name else None
+        if label is None and ours.get("label") in ("positive", "negative"):
+            label = _CLASS_LABELS[ours["label"]]
+        found.append(
+            {"id": item.get("id"), "ring": geometry["coordinates"][0], "label": label, "pathstream": ours}
+        )
+    return found

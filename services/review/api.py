@@ -1,0 +1,236 @@
+"""The pathologist review API (FastAPI): read studies, amend LNs, export and import QuPath GeoJSON.
+
+Every route, the OpenAPI document included, needs `Authorization: Bearer <token>`; `viewer` tokens
+read, `pathologist` tokens also amend. The audit trail records the authenticated user, never a
+field of the request. Invalid input gets a 4xx naming the problem and changes nothing: 401 without
+a valid token, 403 for a viewer amending, 404 for an unknown study / slide / LN, 413 for a body over
+`PATHSTREAM_API_MAX_BODY_BYTES`, 422 for a malformed or self-intersecting contour or a missing reason.
+
+`pathstream serve api` runs it with uvicorn; put it behind the hospital's TLS-terminating proxy.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pathstream.services.review.auth import Authenticator, Principal
+from pathstream.services.review.amendments import MAX_REASON_CHARS, Amendment, Review
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.events import SCHEMA_VERSION, LnLabel
+from pathstream.shared.events.base import MAX_CONTOUR_POINTS
+from pathstream.shared.logs import get_logger
+
+log = get_logger(__name__)
+
+_STATUS = {
+    ErrorCode.UNKNOWN_ENTITY: 404,
+    ErrorCode.INVALID_AMENDMENT: 422,
+    ErrorCode.FORBIDDEN: 403,
+}
+
+Reason = Annotated[
+    str, Field(min_length=1, max_length=MAX_REASON_CHARS, description="Why; kept in the audit trail.")
+]
+Ring = Annotated[
+    list[Annotated[list[float], Field(min_length=2, max_length=2)]],
+    Field(min_length=3, max_length=MAX_CONTOUR_POINTS, description="Level-0 pixel vertices [[x, y], ...]."),
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelChange(_Body):
+    """A new metastasis call for one LN."""
+
+    label: LnLabel
+    reason: Reason
+
+
+class ContourChange(_Body):
+    """A new outline for one LN."""
+
+    contour: Ring
+    reason: Reason
+
+
+class NewLymphNode(_Body):
+    """An LN the detector missed."""
+
+    contour: Ring
+    label: LnLabel
+    reason: Reason
+
+
+class Removal(_Body):
+    """Why an LN is removed."""
+
+    reason: Reason
+
+
+class GeoJsonImport(_Body):
+    """A QuPath-edited export of the slide, applied as amendments."""
+
+    geojson: dict[str, Any] = Field(description="FeatureCollection as PathStream exported it, edited.")
+    reason: Reason
+
+
+class AmendmentResult(BaseModel):
+    """What changed and the report version it produced (None when nothing changed)."""
+
+    study_id: str
+    ln_ids: list[str]
+    actions: list[str]
+    report_version: int | None
+
+    @classmethod
+    def of(cls, amendment: Amendment) -> AmendmentResult:
+        """The response body for `amendment`."""
+        return cls(
+            study_id=amendment.study_id,
+            ln_ids=list(amendment.ln_ids),
+            actions=list(amendment.actions),
+            report_version=amendment.report_version,
+        )
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over `limit` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"error": "PAYLOAD_TOO_LARGE", "message": f"The request body exceeds {self.limit} bytes."},
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Unauthorised(Exception):
+    pass
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The authenticated caller of a request (the app's `Authenticator`); 401 otherwise."""
+    if credentials is None:
+        raise _Unauthorised("No bearer token was sent.")
+    authenticator: Authenticator = request.app.state.authenticator
+    found = authenticator.authenticate(credentials.credentials)
+    if found is None:
+        raise _Unauthorised("The token is unknown, revoked or expired, or its user is disabled.")
+    return found
+
+
+User = Annotated[Principal, Depends(current_principal)]
+
+
+def build_api(review: Review, authenticator: Authenticator, max_body_bytes: int = 5_000_000) -> FastAPI:
+    """The review API over `review`, authenticating with `authenticator`."""
+    app = FastAPI(
+        title="PathStream review API",
+        version=SCHEMA_VERSION,
+        description=__doc__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served below, behind authentication
+    )
+    app.state.authenticator = authenticator
+
+    @app.exception_handler(_Unauthorised)
+    async def unauthorised(_: Request, exc: _Unauthorised) -> JSONResponse:
+        return JSONResponse(
+            {"error": "UNAUTHORISED", "message": str(exc), "hint": "Send Authorization: Bearer <token>."},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.exception_handler(PathStreamError)
+    async def refused(_: Request, exc: PathStreamError) -> JSONResponse:
+        status = _STATUS.get(exc.code)
+        if status is None:
+            log.error("api_error", error_code=exc.code.value, error=exc.message)
+            status = 503 if exc.retriable else 500
+        return JSONResponse({"error": exc.code.value, "message": exc.message, "hint": exc.hint}, status)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(_: User) -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/studies/{study_id}", summary="A study's slides and LNs with scores and labels")
+    def get_study(study_id: str, _: User) -> dict[str, Any]:
+        return review.study(study_id)
+
+    @app.get("/studies/{study_id}/audit", summary="The study's audit trail")
+    def get_audit(study_id: str, _: User) -> list[dict[str, Any]]:
+        return review.audit(study_id)
+
+    @app.get("/slides/{slide_id}/geojson", summary="The slide's LNs as QuPath-importable GeoJSON")
+    def get_geojson(slide_id: str, _: User) -> dict[str, Any]:
+        return review.slide_geojson(slide_id)
+
+    @app.post("/slides/{slide_id}/geojson", summary="Import a QuPath-edited GeoJSON as amendments")
+    def post_geojson(slide_id: str, body: GeoJsonImport, user: User) -> AmendmentResult:
+        return AmendmentResult.of(review.import_geojson(user, slide_id, body.geojson, body.reason))
+
+    @app.put("/lymph-nodes/{ln_id}/label", summary="Change an LN's label")
+    def put_label(ln_id: str, body: LabelChange, user: User) -> AmendmentResult:
+        return AmendmentResult.of(review.set_label(user, ln_id, body.label, body.reason))
+
+    @app.put("/lymph-nodes/{ln_id}/contour", summary="Edit an LN's contour")
+    def put_contour(ln_id: str, body: ContourChange, user: User) -> AmendmentResult:
+        return AmendmentResult.of(review.set_contour(user, ln_id, body.contour, body.reason))
+
+    @app.post("/slides/{slide_id}/lymph-nodes", summary="Add an LN the detector missed", status_code=201)
+    def post_lymph_node(slide_id: str, body: NewLymphNode, user: User) -> AmendmentResult:
+        amendment = review.add_lymph_node(user, slide_id, body.contour, body.label, body.reason)
+        return AmendmentResult.of(amendment)
+
+    @app.post("/lymph-nodes/{ln_id}/remove", summary="Remove an LN")
+    def remove_lymph_node(ln_id: str, body: Removal, user: User) -> AmendmentResult:
+        return AmendmentResult.of(review.remove_lymph_node(user, ln_id, body.reason))
+
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app
