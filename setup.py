@@ -8,9 +8,7 @@ from setuptools import find_packages, setup
 
 FOLDERS = ("services", "shared", "synthetic", "training", "backbones")
 
-packages = [
-    f"pathstream.{found}" for found in find_packages(include=[f"{folder}*" for folder in FOLDERS])
-]
+packages = [f"pathstream.{found}" for found in find_packages(include=[f"{folder}*" for folder in FOLDERS])]
 setup(
     packages=packages,
     package_dir={f"pathstream.{folder}": folder for folder in FOLDERS},

@@ -34,14 +34,13 @@ def main() -> None:
     args = parser.parse_args()
     quiet_logs()
     import torch
-
     from pathstream.services.escnn.model import build_escnn
     from pathstream.services.escnn.scoring import LymphNodeScorer
     from pathstream.services.escnn.streaming import StreamingESCNN
     from pathstream.shared.events import BBox, LymphNodeDetected
-    from pathstream.synthetic.lymph_node import write_lymph_node_slide
     from pathstream.shared.tilestore.ingest import ingest_slide
     from pathstream.shared.tilestore.reader import TileStore
+    from pathstream.synthetic.lymph_node import write_lymph_node_slide
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = "bf16" if device == "cuda" else "fp32"

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from pathstream.shared.errors import ErrorCode, PathStreamError
 
 

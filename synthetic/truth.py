@@ -8,9 +8,8 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from pathstream.shared.events import LnLabel, MarrowClass
+from pydantic import BaseModel, ConfigDict, Field
 
 TRUTH_VERSION = 1
 

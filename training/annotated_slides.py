@@ -15,11 +15,11 @@ from pathlib import Path
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import LnLabel, Specimen
 from pathstream.shared.qupath import Annotation, read_annotations
-from pathstream.synthetic.lymph_node import TRUTH_FILE
-from pathstream.synthetic.truth import LymphNodeSlideTruth
 from pathstream.shared.tilestore.fingerprint import slide_sha256
 from pathstream.shared.tilestore.ingest import ingest_slide
 from pathstream.shared.tilestore.reader import TileStore
+from pathstream.synthetic.lymph_node import TRUTH_FILE
+from pathstream.synthetic.truth import LymphNodeSlideTruth
 
 POSITIVE, NEGATIVE = "Positive", "Negative"
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")

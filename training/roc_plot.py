@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from pathstream.shared.atomic_files import write_bytes_atomically
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 
 import typer
-
 from pathstream.shared.settings import get_settings
 
 app = typer.Typer(help="The pathologist review API (FastAPI).", no_args_is_help=True)
 
 
 def _build():  # type: ignore[no-untyped-def]
+    from pathstream.services.review.amendments import Review
     from pathstream.services.review.api import build_api
     from pathstream.services.review.auth import DatabaseTokens
-    from pathstream.services.review.amendments import Review
     from pathstream.shared.db.engine import create_db_engine, session_factory
 
     settings = get_settings()
@@ -29,7 +28,6 @@ def serve(
 ) -> None:
     """Serve the API with uvicorn (behind the hospital's TLS-terminating proxy)."""
     import uvicorn
-
     from pathstream.shared.db.migrate import require_current_schema
 
     require_current_schema(get_settings().database_url)

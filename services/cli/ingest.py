@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
-
+from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.events import Specimen
 from pathstream.shared.naming import slide_id_for
 from pathstream.shared.settings import get_settings
 from pathstream.shared.tilestore.context import tiledb_context
 from pathstream.shared.tilestore.ingest import IngestResult, ingest_slide
 from pathstream.shared.tilestore.layout import TileFormat
+from rich.console import Console
+from rich.table import Table
 
 console = Console(highlight=False)
 
@@ -41,17 +39,7 @@ def ingest(
     """Write a slide's working resolutions (0.46 and 7.36 um/px, plus ~0.2 for marrow) to TileDB."""
     settings = get_settings()
     slide_id = slide_id or slide_id_for(slide)
-    show_progress = sys.stderr.isatty()
-    with Progress(
-        TextColumn(f"ingest {slide_id}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} tile rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not show_progress,
-        transient=True,
-    ) as bar:
+    with progress_bar(f"ingest {slide_id}", "{task.completed}/{task.total} tile rows", remaining=True) as bar:
         task = bar.add_task("ingest", total=None)
         result = ingest_slide(
             slide,

@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Specimen
 from pathstream.shared.settings import PathStreamSettings, get_settings
+from rich.console import Console
 
 console = Console(highlight=False)
 
 
 @contextmanager
 def _progress_bar() -> Iterator[Any]:
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not sys.stderr.isatty(),
-        transient=True,
-    ) as bar:
+    with progress_bar("{task.description}", "{task.completed}/{task.total}") as bar:
         tasks: dict[str, Any] = {}
 
         def progress(what: str, done: int, total: int) -> None:

@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.synthetic.lymph_node import write_lymph_node_slide
 from pathstream.synthetic.marrow import write_marrow_cohort
+from rich.console import Console
+from rich.progress import Progress
 
 app = typer.Typer(help="Synthetic slides with ground truth (deterministic by seed).", no_args_is_help=True)
 console = Console(highlight=False)
 
 
 def _progress(label: str) -> Progress:
-    return Progress(
-        TextColumn(label),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not sys.stderr.isatty(),
-        transient=True,
-    )
+    return progress_bar(label, "{task.completed}/{task.total}")
 
 
 def _bad_request(exc: ValueError) -> PathStreamError:

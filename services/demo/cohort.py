@@ -23,11 +23,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from pathstream.services.marrow.roi_proposal import RoiProposalConfig, propose_rois
 from pathstream.shared.events import MarrowClass
 from pathstream.synthetic.lymph_node import write_lymph_node_slide
-from pathstream.synthetic.marrow import FIELDS_CSV, MarrowRenderer, case_mixture, plan_smear, write_marrow_cohort
+from pathstream.synthetic.marrow import (
+    FIELDS_CSV,
+    MarrowRenderer,
+    case_mixture,
+    plan_smear,
+    write_marrow_cohort,
+)
 from pathstream.synthetic.truth import LymphNodeSlideTruth
 
 MPP = 0.92

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
-
 from pathstream.services.demo.cohort import MARROW_FIELD_PX, DemoSlide
 from pathstream.services.escnn.lymph_node_source import inside_grid
 from pathstream.services.reporter.staging import pn_category
@@ -17,6 +15,7 @@ from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import LnLabel
 from pathstream.shared.naming import slide_id_for
 from pathstream.shared.settings import PathStreamSettings
+from sqlalchemy import select
 
 CHECKPOINTS = Path(__file__).with_name("checkpoints")
 DETECTOR_CHECKPOINT = CHECKPOINTS / "detector.pt"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
-
 from pathstream.services.detector.handler import DetectorHandler
 from pathstream.services.detector.inference import LymphNodeSegmenter
 from pathstream.shared.bus.app import service_app

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
+from pathstream.backbones.imagenet import normalise_uint8
 from pathstream.services.detector.model import LN_CLASS, DeepLabV3Plus, build_detector, checkpoint_version
 from pathstream.services.detector.postprocess import mask_to_contours
-from pathstream.backbones.imagenet import normalise_uint8
 
 RegionReader = Callable[[int, int, int, int], np.ndarray]
 """read(x, y, width, height) -> uint8 height x width x 3 RGB; white outside the image."""

@@ -22,8 +22,8 @@ from typing import Any
 from pathstream.services.detector.handler import DetectorHandler
 from pathstream.services.escnn.handler import EscnnHandler
 from pathstream.services.marrow.handler import MarrowHandler
-from pathstream.services.review.geojson_export import slide_feature_collection
 from pathstream.services.reporter.handler import ReporterHandler
+from pathstream.services.review.geojson_export import slide_feature_collection
 from pathstream.shared.atomic_files import write_bytes_atomically
 from pathstream.shared.db import migrate
 from pathstream.shared.db.engine import create_db_engine, session_factory

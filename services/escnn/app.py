@@ -14,7 +14,6 @@ from pathlib import Path
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
-
 from pathstream.services.escnn.handler import EscnnHandler
 from pathstream.services.escnn.model import build_escnn, checkpoint_version
 from pathstream.services.escnn.scoring import LymphNodeScorer, Thresholds

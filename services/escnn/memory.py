@@ -14,9 +14,8 @@ import math
 from functools import lru_cache
 
 import torch
-from torch import nn
-
 from pathstream.services.escnn.geometry import NetworkGeometry
+from torch import nn
 
 PROBE = 256
 MEMORY_FRACTION = 0.5

@@ -25,12 +25,11 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-
+from pathstream.backbones.imagenet import normalisation
 from pathstream.services.escnn.geometry import NetworkGeometry, plan_axis, resnet_geometry
 from pathstream.services.escnn.memory import choose_tile_size
 from pathstream.services.escnn.model import EscnnModel
 from pathstream.services.escnn.tiles import ArraySource, ImageSource, Tile, TileProducer
-from pathstream.backbones.imagenet import normalisation
 
 Precision = Literal["fp32", "bf16", "fp16"]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

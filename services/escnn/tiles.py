@@ -21,7 +21,6 @@ from typing import Protocol
 
 import numpy as np
 import torch
-
 from pathstream.services.escnn.geometry import TileSpan
 
 WHITE = 255

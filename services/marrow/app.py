@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
-
 from pathstream.services.marrow.handler import MarrowHandler
 from pathstream.services.marrow.model import MarrowClassifier
 from pathstream.shared.bus.app import service_app

@@ -15,10 +15,9 @@ from typing import Literal, get_args
 
 import torch
 import torchvision
-from torch import nn
-
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.model_files import read_torch_file
+from torch import nn
 
 ArchitectureName = Literal[
     "resnet18",
@@ -68,8 +67,8 @@ def head_prefix(architecture: str) -> str:
 def build_network(architecture: str, num_classes: int) -> nn.Module:
     """A randomly initialised `architecture` whose head outputs `num_classes` logits.
 
-    Input: float N x 3 x H x W, ImageNet-normalised (see `pathstream.backbones.imagenet`); any H, W >= 64 works
-    because every listed architecture ends in adaptive pooling. Raises INVALID_CONFIGURATION for an
+    Input: float N x 3 x H x W, ImageNet-normalised (see `pathstream.backbones.imagenet`); any H, W >= 64
+    works because every listed architecture ends in adaptive pooling. Raises INVALID_CONFIGURATION for an
     unknown name or fewer than 2 classes.
     """
     if num_classes < 2:

@@ -17,16 +17,15 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from torch import nn
-
+from pathstream.backbones.imagenet import normalise_uint8
 from pathstream.services.marrow.architectures import ARCHITECTURES, build_network
 from pathstream.services.marrow.rgb import require_rgb
 from pathstream.shared.devices import resolve_device
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import MarrowClass
-from pathstream.backbones.imagenet import normalise_uint8
 from pathstream.shared.model_files import model_version, read_torch_file
 from pathstream.training.state import save_state_atomically
+from torch import nn
 
 CHECKPOINT_FORMAT = "pathstream-marrow"
 _HINT = "Give a checkpoint written by `pathstream train marrow` (its best or exported model)."

@@ -18,8 +18,6 @@ from typing import Any
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from sqlalchemy.orm import Session, sessionmaker
-
 from pathstream.services.reporter.handler import CONSUMER, REPORTER_INPUTS, ReporterHandler
 from pathstream.shared.bus.app import service_app
 from pathstream.shared.bus.broker import build_broker
@@ -29,6 +27,7 @@ from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.events import Event, ReportReady
 from pathstream.shared.logs import get_logger
 from pathstream.shared.settings import PathStreamSettings
+from sqlalchemy.orm import Session, sessionmaker
 
 log = get_logger(__name__)
 

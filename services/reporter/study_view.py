@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from pathstream.services.reporter.staging import pn_category
+from pathstream.services.reporter.store.report_inputs import load_study_inputs
 from pathstream.services.reporter.summary import summarise
 from pathstream.shared.db.models import LymphNode, MarrowResult, Slide, StudyReport
-from pathstream.services.reporter.store.report_inputs import load_study_inputs
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 
 def study_result(session: Session, study_id: str) -> dict[str, Any]:

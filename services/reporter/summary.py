@@ -12,8 +12,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from pathstream.services.reporter.staging import below_ajcc_minimum, pn_category
+from pathstream.services.reporter.store.report_inputs import (
+    LymphNodeFinding,
+    MarrowFinding,
+    SlideInputs,
+    StudyInputs,
+)
 from pathstream.shared.db.models import SlideStatus
-from pathstream.services.reporter.store.report_inputs import LymphNodeFinding, MarrowFinding, SlideInputs, StudyInputs
 from pathstream.shared.events import PnCategory
 
 ReportStatus = Literal["partial", "preliminary", "amended"]

@@ -13,19 +13,23 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
-
-from pathstream.services.review.auth import Principal
-from pathstream.services.review.contours import checked_contour
-from pathstream.services.review.geojson_export import KIND_LN, LN_CLASS, ln_feature_id, slide_feature_collection
 from pathstream.services.reporter.study_view import study_result
 from pathstream.services.reporter.versions import record_report_version
+from pathstream.services.review.auth import Principal
+from pathstream.services.review.contours import checked_contour
+from pathstream.services.review.geojson_export import (
+    KIND_LN,
+    LN_CLASS,
+    ln_feature_id,
+    slide_feature_collection,
+)
 from pathstream.shared.db.models import AuditEntry, LymphNode, Slide, Study
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import LnLabel
 from pathstream.shared.events.base import utc_now
 from pathstream.shared.polygons import polygon_area
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 MAX_REASON_CHARS = 2000
 _CLASS_LABELS = {"positive": LnLabel.POSITIVE, "negative": LnLabel.NEGATIVE}

@@ -12,11 +12,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from pathstream.shared.db.models import LymphNode
 from pathstream.shared.qupath import feature
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 LN_CLASS = "Lymph node"
 LESION_CLASS = "Tumor"

@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faststream.kafka import KafkaBroker
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
 from pathstream.services.scanner.discovery import Candidate, CompletionTracker, Snapshot, find_candidates
 from pathstream.shared.allowed_roots import check_allowed
 from pathstream.shared.bus.publish import publish_event
@@ -29,6 +26,8 @@ from pathstream.shared.logs import get_logger
 from pathstream.shared.naming import DEFAULT_STUDY_PATTERN, safe_id, slide_id_for, study_id_from_name
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.fingerprint import slide_sha256
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 log = get_logger(__name__)
 

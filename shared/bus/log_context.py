@@ -9,7 +9,6 @@ from typing import Any
 import structlog
 from faststream import BaseMiddleware
 from faststream.message import StreamMessage
-
 from pathstream.shared.logs import context_ids
 
 

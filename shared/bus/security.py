@@ -11,7 +11,6 @@ from faststream.security import (
     SASLScram256,
     SASLScram512,
 )
-
 from pathstream.shared.settings import PathStreamSettings
 
 

@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pathstream.shared.events import FailureStage, LnLabel, MarrowClass, PnCategory, Specimen
+from pathstream.shared.events.base import utc_now
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -32,9 +34,6 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-from pathstream.shared.events import FailureStage, LnLabel, MarrowClass, PnCategory, Specimen
-from pathstream.shared.events.base import utc_now
 
 ID_LENGTH = 200
 VERSION_LENGTH = 200

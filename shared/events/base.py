@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Annotated, ClassVar
 from uuid import UUID, uuid4
 
+from pathstream.shared.topics import Topic
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -23,8 +24,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-from pathstream.shared.topics import Topic
 
 SCHEMA_VERSION = "1.0"
 _SUPPORTED_MAJOR = SCHEMA_VERSION.split(".")[0]

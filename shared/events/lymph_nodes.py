@@ -5,8 +5,6 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import Field, model_validator
-
 from pathstream.shared.events.base import (
     BBox,
     Contour,
@@ -17,6 +15,7 @@ from pathstream.shared.events.base import (
     Uri,
 )
 from pathstream.shared.topics import Topic
+from pydantic import Field, model_validator
 
 
 class LnLabel(StrEnum):

@@ -13,9 +13,8 @@ import math
 
 import numpy as np
 import tiledb
-from tiledb import libtiledb as lt
-
 from pathstream.shared.tilestore.layout import CHANNELS
+from tiledb import libtiledb as lt
 
 WHITE = 255
 

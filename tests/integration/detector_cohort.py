@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from pathstream.services.detector.training.dataset import TrainingImage, load_training_image
 from pathstream.services.detector.model import DetectorConfig
+from pathstream.services.detector.training.dataset import TrainingImage, load_training_image
 from pathstream.services.detector.training.trainer import TrainingConfig, TrainingOutcome, train_detector
-from pathstream.training.annotated_slides import find_annotated_slides
 from pathstream.synthetic.lymph_node import write_lymph_node_slide
 from pathstream.synthetic.truth import LymphNodeSlideTruth
+from pathstream.training.annotated_slides import find_annotated_slides
 
 MPP = 0.92
 SIZE = (5200, 4000)

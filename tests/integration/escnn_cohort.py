@@ -8,8 +8,8 @@ LN image at 20x near 1-1.5 Mpx, so that a CPU trains an epoch in well under a mi
 Starting weights. The paper starts ESCNN from ImageNet weights; nothing may be downloaded here, and
 a network trained from random weights with one weak label per image did not learn in the epochs a
 test can afford (measured: validation loss stayed at ln 2 for 8 epochs). So `pretrain_features`
-(`pathstream.services.escnn.training.patch_pretraining`) stands in for ImageNet: it trains the same compact backbone
-for ~15 s as a 96 x 96 px patch classifier (tumour vs. node tissue) on the *training* slides'
+(`pathstream.services.escnn.training.patch_pretraining`) stands in for ImageNet: it trains the same compact
+backbone for ~15 s as a 96 x 96 px patch classifier (tumour vs. node tissue) on the *training* slides'
 deposit outlines, then sets the classification head to zero. The weak-label training under test
 must then learn, from one label per LN, a head (and a fine-tuned backbone) that finds a deposit
 anywhere in a whole LN; it starts at AUC 0.5 (every LN scores exactly 0.5). Held-out test slides

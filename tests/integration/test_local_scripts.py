@@ -81,7 +81,9 @@ def test_postgres_up_prints_only_the_url_after_a_stale_pid_file(tmp_path: Path) 
     name = f"pstest{port}"
     subprocess.run(
         ["pg_createcluster", version, name, "--port", str(port)],
-        check=True, capture_output=True, timeout=120,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     try:
         pid_file = Path(f"/var/lib/postgresql/{version}/{name}/postmaster.pid")
@@ -90,7 +92,10 @@ def test_postgres_up_prints_only_the_url_after_a_stale_pid_file(tmp_path: Path) 
         env = {**os.environ, "PGPORT": str(port), "PGHOST": "127.0.0.1"}
 
         done = subprocess.run(
-            [str(POSTGRES_UP), "pathstream_test"], env=env, capture_output=True, text=True,
+            [str(POSTGRES_UP), "pathstream_test"],
+            env=env,
+            capture_output=True,
+            text=True,
             timeout=120,
         )
 
@@ -100,10 +105,10 @@ def test_postgres_up_prints_only_the_url_after_a_stale_pid_file(tmp_path: Path) 
         ), done.stdout
         ok = subprocess.run(
             ["psql", done.stdout.strip().replace("+psycopg", ""), "-qtAc", "SELECT 1"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert ok.stdout.strip() == "1", ok.stderr
     finally:
-        subprocess.run(
-            ["pg_dropcluster", "--stop", version, name], capture_output=True, timeout=120
-        )
+        subprocess.run(["pg_dropcluster", "--stop", version, name], capture_output=True, timeout=120)

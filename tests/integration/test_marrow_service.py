@@ -10,15 +10,22 @@ from typing import Any
 
 import cv2
 import pytest
-
 from pathstream.services.marrow.app import GROUP_ID, build_marrow_app, load_classifier
 from pathstream.shared.bus.publish import publish_event
 from pathstream.shared.bus.startup import start_with_retry
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.events import Event, FailureStage, MarrowClassified, SlideFailed, SlideScanned, Specimen
+from pathstream.shared.events import (
+    Event,
+    FailureStage,
+    MarrowClassified,
+    SlideFailed,
+    SlideScanned,
+    Specimen,
+)
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.fingerprint import slide_sha256
 from pathstream.shared.topics import Topic
+
 from tests.integration.bus_helpers import collected, wait_until
 from tests.integration.marrow_fixtures import SMEAR_PX, small_checkpoint, write_smears
 

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from pathstream.services.reporter.handler import ReporterHandler
 from pathstream.shared.db import migrate
 from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.settings import PathStreamSettings
+
 from tests.samples import ln_scored, slide_detected
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,11 @@ def _cli(url: str, *args: str, token: str | None = None) -> subprocess.Completed
     if token is not None:
         env["PATHSTREAM_REVIEW_TOKEN"] = token
     return subprocess.run(
-        [sys.executable, "-m", "pathstream.services.cli", *args], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "pathstream.services.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 

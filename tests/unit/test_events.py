@@ -6,8 +6,6 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from pydantic import ValidationError
-
 from pathstream.shared.events import (
     ALL_EVENTS,
     LnLabel,
@@ -20,6 +18,8 @@ from pathstream.shared.events import (
     SlideScanned,
 )
 from pathstream.shared.topics import Topic
+from pydantic import ValidationError
+
 from tests import samples
 
 

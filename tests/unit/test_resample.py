@@ -7,7 +7,6 @@ import itertools
 import cv2
 import numpy as np
 import pytest
-
 from pathstream.shared.tilestore.resample import (
     area_resample,
     snapped_area_resize,

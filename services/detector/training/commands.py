@@ -6,18 +6,17 @@ Model code (and torch) is imported inside the commands, so `pathstream --help` s
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
-
+from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.settings import get_settings
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
 if TYPE_CHECKING:
     from pathstream.services.detector.training.dataset import TrainingImage
@@ -47,17 +46,8 @@ def _load(inputs: list[Path], work: Path, label: str) -> list[TrainingImage]:
 
 
 def _bar(label: str, unit: str) -> Progress:
-    return Progress(
-        TextColumn(label),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} " + unit),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not sys.stderr.isatty(),
-        transient=True,
-    )
+    fields = ("{task.completed}/{task.total} " + unit, "{task.fields[status]}")
+    return progress_bar(label, *fields, remaining=True)
 
 
 def train(
@@ -173,8 +163,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
 ) -> None:
     """IoU, pixel accuracy, LN count error and per-LN precision / recall (match at IoU >= 0.5)."""
-    from pathstream.services.detector.training.evaluation import evaluate_images
     from pathstream.services.detector.inference import LymphNodeSegmenter
+    from pathstream.services.detector.training.evaluation import evaluate_images
 
     segmenter = LymphNodeSegmenter.from_checkpoint(checkpoint, device=_device())
     images = _load(data, work, "evaluate")

@@ -22,9 +22,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from pathstream.services.detector.training.dataset import TrainingImage
-from pathstream.services.detector.training.evaluation import DetectorMetrics, evaluate_images
+from pathstream.backbones.imagenet import normalise_uint8
 from pathstream.services.detector.inference import LymphNodeSegmenter, padded_region
 from pathstream.services.detector.model import (
     DeepLabV3Plus,
@@ -33,8 +31,9 @@ from pathstream.services.detector.model import (
     load_backbone_weights,
     save_checkpoint,
 )
+from pathstream.services.detector.training.dataset import TrainingImage
+from pathstream.services.detector.training.evaluation import DetectorMetrics, evaluate_images
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.backbones.imagenet import normalise_uint8
 from pathstream.shared.logs import get_logger
 from pathstream.training.stain import StainJitter
 from pathstream.training.state import (

@@ -9,21 +9,19 @@ Model code (and torch) is imported inside the command, so `pathstream --help` st
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
-
+from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.settings import get_settings
+from rich.console import Console
+from rich.table import Table
 
 if TYPE_CHECKING:
-    from pathstream.services.escnn.training.distributed import DistributedContext
     from pathstream.services.escnn.training.data import SlideInfo, TrainingExample
+    from pathstream.services.escnn.training.distributed import DistributedContext
 
 console = Console(highlight=False)
 
@@ -44,13 +42,13 @@ def evaluate(
 ) -> None:
     """LN-level and slide-level ROC AUC (95 % CI), sensitivity, specificity and MCC at 0.4 and
     0.15, and a ROC curve PNG."""
-    from pathstream.services.escnn.training.evaluation import LnPrediction, evaluate_predictions, roc_png_for
     from pathstream.services.escnn.model import build_escnn, checkpoint_version
     from pathstream.services.escnn.scoring import LymphNodeScorer, Thresholds
     from pathstream.services.escnn.streaming import StreamingESCNN
     from pathstream.services.escnn.training.data import lymph_node_event
-    from pathstream.training.annotated_slides import find_annotated_slides, ingest_annotated, ln_label
+    from pathstream.services.escnn.training.evaluation import LnPrediction, evaluate_predictions, roc_png_for
     from pathstream.shared.devices import resolve_device
+    from pathstream.training.annotated_slides import find_annotated_slides, ingest_annotated, ln_label
 
     settings = get_settings()
     device = resolve_device(settings.device)
@@ -61,16 +59,7 @@ def evaluate(
     predictions: list[LnPrediction] = []
     unlabelled = 0
     total = sum(len(s.lymph_nodes) for s in slides)
-    with Progress(
-        TextColumn("evaluate escnn"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} LNs"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not sys.stderr.isatty(),
-        transient=True,
-    ) as bar:
+    with progress_bar("evaluate escnn", "{task.completed}/{task.total} LNs", remaining=True) as bar:
         task = bar.add_task("lns", total=total)
         for slide in slides:
             store = ingest_annotated(slide, str(work))
@@ -187,9 +176,9 @@ def train(
 
     Several GPUs: torchrun --standalone --nproc_per_node=N -m pathstream.services.cli train escnn ...
     """
+    from pathstream.services.escnn.training.data import read_manifest, split_by_study
     from pathstream.services.escnn.training.distributed import from_environment
     from pathstream.services.escnn.training.trainer import EscnnTrainingConfig, train_escnn
-    from pathstream.services.escnn.training.data import read_manifest, split_by_study
     from pathstream.shared.devices import resolve_device
 
     if labels not in ("ln", "slide"):
@@ -237,15 +226,11 @@ def train(
         val_examples = _load_examples(val_inputs, work, labels, manifest, distributed)
     else:
         train_examples, val_examples = split_by_study(train_examples, val_fraction, seed)
-    with Progress(
-        TextColumn("train escnn"),
-        BarColumn(),
-        TextColumn("epoch {task.fields[epoch]} {task.completed}/{task.total} images"),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not (sys.stderr.isatty() and main),
-        transient=True,
+    with progress_bar(
+        "train escnn",
+        "epoch {task.fields[epoch]} {task.completed}/{task.total} images",
+        "{task.fields[status]}",
+        show=main,
     ) as bar:
         task = bar.add_task("train", total=None, epoch=1, status="")
 

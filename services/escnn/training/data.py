@@ -1,7 +1,7 @@
 """Weakly labelled ESCNN training images: one per LN, or one per slide, and a split by study.
 
-Labels come from LN annotations (`pathstream.training.annotated_slides`: synthetic truth.json, or QuPath GeoJSON
-classes Positive / Negative), or from a manifest CSV with one row per slide:
+Labels come from LN annotations (`pathstream.training.annotated_slides`: synthetic truth.json, or QuPath
+GeoJSON classes Positive / Negative), or from a manifest CSV with one row per slide:
 
     slide,study_id,label
     S21-0001,ST-17,positive
@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-
 from pathstream.services.escnn.lymph_node_source import ContourMaskedSource
 from pathstream.services.escnn.scoring import LymphNodeImage
-from pathstream.training.annotated_slides import AnnotatedSlide, ln_label
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import BBox, LymphNodeDetected
 from pathstream.shared.qupath import Annotation
 from pathstream.shared.tilestore.reader import TileStore
+from pathstream.training.annotated_slides import AnnotatedSlide, ln_label
 
 LabelLevel = Literal["ln", "slide"]
 _POSITIVE_WORDS = {"positive", "pos", "1", "true", "metastatic"}

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from pathstream.services.escnn.lymph_node_source import inside_grid
 from pathstream.services.escnn.model import build_escnn, calibrate_batchnorm, preprocess, save_checkpoint
-from pathstream.training.annotated_slides import find_annotated_slides, ingest_annotated
 from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.tilestore.layout import ESCNN_20X
 from pathstream.synthetic.lymph_node import TRUTH_FILE
 from pathstream.synthetic.truth import LymphNodeSlideTruth
-from pathstream.shared.tilestore.layout import ESCNN_20X
+from pathstream.training.annotated_slides import find_annotated_slides, ingest_annotated
 
 
 def _points_inside(

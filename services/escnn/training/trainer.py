@@ -2,7 +2,8 @@
 
 Each step streams one augmented image per process through `StreamingESCNN.train_step` (exact
 gradients, memory of one tile) with the forward-corrected cross-entropy of `LabelNoise`, averages
-the gradients over `images_per_step` images and over the processes (`pathstream.services.escnn.training.distributed`),
+the gradients over `images_per_step` images and over the processes
+(`pathstream.services.escnn.training.distributed`),
 and takes an AdamW step (lr 1e-5, betas 0.9 / 0.999, weight decay 0.01). Augmentation (mirror,
 rotation, stain perturbation) is applied tile by tile in the producer thread.
 
@@ -25,10 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from pathstream.services.escnn.training.augment import draw_augmentation
-from pathstream.services.escnn.training.distributed import DistributedContext, shard
-from pathstream.services.escnn.training.label_noise import LabelNoise
 from pathstream.services.escnn.model import (
     build_escnn,
     calibrate_batchnorm,
@@ -37,12 +34,15 @@ from pathstream.services.escnn.model import (
     save_checkpoint,
 )
 from pathstream.services.escnn.streaming import Precision, StreamingESCNN
+from pathstream.services.escnn.training.augment import draw_augmentation
 from pathstream.services.escnn.training.data import TrainingExample, example_source
-from pathstream.training.classification_metrics import roc_auc
+from pathstream.services.escnn.training.distributed import DistributedContext, shard
+from pathstream.services.escnn.training.label_noise import LabelNoise
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.logs import get_logger
-from pathstream.training.stain import StainJitter
 from pathstream.shared.tilestore.reader import TileStore
+from pathstream.training.classification_metrics import roc_auc
+from pathstream.training.stain import StainJitter
 from pathstream.training.state import (
     BEST_CHECKPOINT,
     METRICS_LOG,

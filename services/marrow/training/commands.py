@@ -13,17 +13,15 @@ Model code (and torch) is imported inside the command, so `pathstream --help` st
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
+from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.settings import get_settings
+from rich.console import Console
+from rich.table import Table
 
 console = Console(highlight=False)
 
@@ -158,8 +156,8 @@ def train(
 ) -> None:
     """Train MDS / AML / donor ROI classifiers: patient-level k-fold cross-validation, Optuna search
     (resumable), metrics with 95% CIs, ROC plot, and the best configuration exported as OUT/best.pt."""
-    from pathstream.services.marrow.training.dataset import load_cohort, read_csv_records, read_folder_records
     from pathstream.services.marrow.model import MarrowTask
+    from pathstream.services.marrow.training.dataset import load_cohort, read_csv_records, read_folder_records
     from pathstream.services.marrow.training.trainer import TrainingConfig, imagenet_weight_files
     from pathstream.services.marrow.training.tuning import SearchSpace, train_marrow
     from pathstream.shared.devices import resolve_device
@@ -196,15 +194,7 @@ def train(
     else:
         assert folders is not None  # exactly one of the two was given
         records = read_folder_records(folders)
-    bar = Progress(
-        TextColumn("train marrow"),
-        BarColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not sys.stderr.isatty(),
-        transient=True,
-    )
+    bar = progress_bar("train marrow", "{task.description}")
     with bar:
         loading = bar.add_task("reading ROIs", total=len(records))
         cohort = load_cohort(

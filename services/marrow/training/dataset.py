@@ -28,12 +28,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-
+from pathstream.backbones.imagenet import normalise_uint8
 from pathstream.services.marrow.model import MarrowTask, resize_roi
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import MarrowClass
-from pathstream.backbones.imagenet import normalise_uint8
+from torch.utils.data import Dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 CSV_COLUMNS = ("path", "patient_id", "label")
@@ -283,7 +282,8 @@ class RoiDataset(Dataset[tuple[torch.Tensor, int]]):
     """Training view of some ROIs: item k is (float32 3 x S x S ImageNet-normalised RGB, class index).
 
     `order` lists image indices for one epoch (repeats allowed: that is how minority classes are
-    oversampled, see `pathstream.services.marrow.training.augment.balanced_order`); item k is image `order[k]` through
+    oversampled, see `pathstream.services.marrow.training.augment.balanced_order`); item k is image
+    `order[k]` through
     `transform` with a generator seeded by (seed, epoch, k), so every epoch is reproducible.
     """
 

@@ -2,7 +2,8 @@
 cross-validation loop that scores every ROI with a network that never saw its patient.
 
 Optimiser: AdamW (decoupled weight decay) with a cosine learning-rate decay to zero over all steps,
-and plain cross-entropy (classes are balanced by oversampling, see `pathstream.services.marrow.training.augment`, so the
+and plain cross-entropy (classes are balanced by oversampling, see
+`pathstream.services.marrow.training.augment`, so the
 loss needs no class weights). AdamW rather than SGD because one learning-rate range suits all
 sixteen architectures, from SqueezeNet to Wide-ResNet, so the searched learning rate means the
 same thing for each; SGD's good rates differ by an order of magnitude between them.
@@ -24,18 +25,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import DataLoader
-
 from pathstream.services.marrow.architectures import ARCHITECTURES, build_network, load_imagenet_weights
+from pathstream.services.marrow.model import MarrowClassifier, MarrowModelSpec, MarrowTask
 from pathstream.services.marrow.training.augment import Augmentation, balanced_order
 from pathstream.services.marrow.training.dataset import MarrowCohort, RoiDataset
 from pathstream.services.marrow.training.evaluation import Predictions
 from pathstream.services.marrow.training.folds import Fold, split_images
-from pathstream.services.marrow.model import MarrowClassifier, MarrowModelSpec, MarrowTask
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.logs import get_logger
 from pathstream.training.state import InterruptFlag
+from torch import nn
+from torch.utils.data import DataLoader
 
 log = get_logger(__name__)
 

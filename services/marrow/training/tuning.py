@@ -37,12 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from pathstream.services.marrow.architectures import ARCHITECTURES
+from pathstream.services.marrow.model import MarrowModelSpec, save_marrow_checkpoint
 from pathstream.services.marrow.training.dataset import MarrowCohort
 from pathstream.services.marrow.training.evaluation import Predictions, cross_validation_report, macro_auc
 from pathstream.services.marrow.training.folds import Fold, patient_folds
-from pathstream.services.marrow.model import MarrowModelSpec, save_marrow_checkpoint
 from pathstream.services.marrow.training.run_reports import write_run_reports
 from pathstream.services.marrow.training.trainer import (
     Progress,

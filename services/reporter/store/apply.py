@@ -11,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from pathstream.shared.db.models import ProcessedEvent
 from pathstream.services.reporter.store.upserts import (
     apply_ln_scored,
     apply_marrow_classified,
@@ -22,6 +19,7 @@ from pathstream.services.reporter.store.upserts import (
     apply_slide_scanned,
     dialect_insert,
 )
+from pathstream.shared.db.models import ProcessedEvent
 from pathstream.shared.events import (
     Event,
     LymphNodeScored,
@@ -30,6 +28,7 @@ from pathstream.shared.events import (
     SlideFailed,
     SlideScanned,
 )
+from sqlalchemy.orm import Session, sessionmaker
 
 APPLIERS: dict[type[Event], Callable[[Session, Any], None]] = {
     SlideScanned: apply_slide_scanned,

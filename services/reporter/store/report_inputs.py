@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from pathstream.shared.db.models import AuditEntry, LymphNode, MarrowResult, Slide, SlideStatus
 from pathstream.shared.events import LnLabel, MarrowClass, Specimen
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""Alembic environment: runs PathStream's migrations against the URL given by `pathstream.shared.db.migrate`."""
+"""Alembic environment: runs PathStream's migrations against the URL given by
+`pathstream.shared.db.migrate`."""
 
 from __future__ import annotations
 
 from alembic import context
-
 from pathstream.shared.db.engine import create_db_engine
 from pathstream.shared.db.models import Base
 from pathstream.shared.settings import get_settings

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
+from pathstream.backbones.imagenet import image_to_tensor
 from pathstream.services.detector.inference import LymphNodeSegmenter, plan_windows
 from pathstream.services.detector.model import DeepLabV3Plus, DetectorConfig
-from pathstream.backbones.imagenet import image_to_tensor
 
 SMALL = DetectorConfig(backbone="resnet18", aspp_channels=16, decoder_channels=16, low_level_channels=8)
 

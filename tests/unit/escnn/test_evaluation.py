@@ -7,8 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from pathstream.services.escnn.training.evaluation import LnPrediction, evaluate_predictions, roc_png_for, slide_level
+from pathstream.services.escnn.training.evaluation import (
+    LnPrediction,
+    evaluate_predictions,
+    roc_png_for,
+    slide_level,
+)
 
 
 def _cohort() -> list[LnPrediction]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-
+from pathstream.backbones.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from pathstream.services.escnn.model import (
     FrozenBatchNorm2d,
     build_escnn,
@@ -17,7 +17,7 @@ from pathstream.services.escnn.model import (
     save_checkpoint,
 )
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.backbones.imagenet import IMAGENET_MEAN, IMAGENET_STD
+
 from tests.unit.escnn.conftest import randomised
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from pathstream.services.escnn.training.data import (
     SlideInfo,
     TrainingExample,
@@ -13,9 +12,9 @@ from pathstream.services.escnn.training.data import (
     read_manifest,
     split_by_study,
 )
-from pathstream.training.annotated_slides import AnnotatedSlide
 from pathstream.shared.errors import PathStreamError
 from pathstream.shared.qupath import Annotation
+from pathstream.training.annotated_slides import AnnotatedSlide
 
 
 def _write(path: Path, text: str) -> Path:

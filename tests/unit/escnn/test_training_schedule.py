@@ -4,7 +4,6 @@ training configuration's checks."""
 from __future__ import annotations
 
 import pytest
-
 from pathstream.services.escnn.training.trainer import EscnnTrainingConfig, _Plateau
 
 

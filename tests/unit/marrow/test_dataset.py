@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
+from pathstream.services.marrow.model import MarrowTask, resize_roi
 from pathstream.services.marrow.training.augment import Augmentation
 from pathstream.services.marrow.training.dataset import (
     RoiDataset,
@@ -18,7 +18,6 @@ from pathstream.services.marrow.training.dataset import (
     read_folder_records,
     select_task,
 )
-from pathstream.services.marrow.model import MarrowTask, resize_roi
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import MarrowClass
 

@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-
-from pathstream.services.marrow.architectures import ARCHITECTURES, build_network, head_prefix, load_imagenet_weights
+from pathstream.services.marrow.architectures import (
+    ARCHITECTURES,
+    build_network,
+    head_prefix,
+    load_imagenet_weights,
+)
 from pathstream.services.marrow.model import (
     MarrowClassifier,
     MarrowModelSpec,
