@@ -34,6 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     quiet_logs()
     import torch
+
     from pathstream.services.escnn.model import build_escnn
     from pathstream.services.escnn.scoring import LymphNodeScorer
     from pathstream.services.escnn.streaming import StreamingESCNN

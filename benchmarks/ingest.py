@@ -20,9 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pathstream.synthetic.lymph_node import write_lymph_node_slide
-
 from benchmarks._common import emit, quiet_logs
+from pathstream.synthetic.lymph_node import write_lymph_node_slide
 
 CHILD = """
 import json, resource, sys, time

@@ -107,6 +107,9 @@ def large_slide(root: Path) -> dict[str, Any]:
 
 
 async def _kafka_study(slides: list[Path], work: Path) -> tuple[float, dict[str, Any]]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
     from pathstream.shared.bus.admin import ensure_topics
     from pathstream.shared.bus.broker import build_broker
     from pathstream.shared.bus.startup import start_with_retry
@@ -115,9 +118,6 @@ async def _kafka_study(slides: list[Path], work: Path) -> tuple[float, dict[str,
     from pathstream.shared.events import LymphNodeScored, ReportReady
     from pathstream.shared.settings import PathStreamSettings
     from pathstream.shared.topics import Topic
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     from tests.integration.service_processes import Processes
 
     name = f"pathstream_bench_{uuid.uuid4().hex[:8]}"

@@ -24,11 +24,10 @@ import openslide
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import emit, quiet_logs
 from pathstream.shared.tilestore.ingest import ingest_slide
 from pathstream.shared.tilestore.reader import TileStore
 from pathstream.synthetic.lymph_node import write_lymph_node_slide
-
-from benchmarks._common import emit, quiet_logs
 from tests.real_data import real_data_dir
 
 REAL = real_data_dir() / "wsi" / "CMU-1-Small-Region.svs"

@@ -145,6 +145,7 @@ def synthetic_tissue(size: int, white: float, layout: str) -> TissueSource:
 def randomised_model(backbone: str):  # type: ignore[no-untyped-def]
     """An ESCNN with varied frozen statistics (a realistic amount of work, not a trained model)."""
     import torch
+
     from pathstream.services.escnn.model import FrozenBatchNorm2d, build_escnn
 
     torch.manual_seed(0)
@@ -176,6 +177,7 @@ def exactness(backbone: str) -> dict[str, Any]:
     """Streaming vs ordinary at 1300 x 1500 (half white), plus the ordinary run's own noise."""
     import torch
     import torch.nn.functional as F
+
     from pathstream.services.escnn.model import preprocess
     from pathstream.services.escnn.streaming import StreamingESCNN
 

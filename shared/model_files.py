@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from pathstream.shared.errors import ErrorCode, PathStreamError
 
 

@@ -1,4 +1,5 @@
-"""Polygon measurements shared by the synthetic generator, the detector and ESCNN."""
+"""Polygon measurements: the one shoelace area, used by the event contracts, the detector, ESCNN,
+the review service and the synthetic generator."""
 
 from __future__ import annotations
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
 from pathstream.shared.errors import PathStreamError
 from pathstream.shared.settings import PathStreamSettings
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 T = TypeVar("T")
 

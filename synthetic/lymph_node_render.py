@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from pathstream.synthetic.hashing import NoiseTexture, canvas_points, jittered_points
 from pathstream.synthetic.lymph_node_scene import NodePlan, ScenePlan
 from pathstream.synthetic.shapes import bbox

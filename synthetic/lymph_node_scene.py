@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from pathstream.shared.events import LnLabel
 from pathstream.shared.polygons import polygon_area
 from pathstream.synthetic.shapes import Blob, max_diameter, points_inside

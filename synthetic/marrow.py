@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from pathstream.shared.events import MarrowClass
 from pathstream.synthetic.hashing import NoiseTexture, canvas_points
 from pathstream.synthetic.marrow_cells import DRAW, LARGEST_CELL_UM, CellType

@@ -8,8 +8,9 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pathstream.shared.events import LnLabel, MarrowClass
 from pydantic import BaseModel, ConfigDict, Field
+
+from pathstream.shared.events import LnLabel, MarrowClass
 
 TRUTH_VERSION = 1
 

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pathstream.shared.bus.probe import broker_answers
-from pathstream.shared.settings import PathStreamSettings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from pathstream.shared.bus.probe import broker_answers
+from pathstream.shared.settings import PathStreamSettings
 from tests.real_data import real_data_dir
 
 SHARED_DATA = real_data_dir(strict=False)

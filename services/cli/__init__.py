@@ -6,6 +6,9 @@ Each service adds its own commands (serve, train, evaluate, ...) to this app as 
 from __future__ import annotations
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
 from pathstream.services.cli import api, bus, db, ingest, review, run, serve, synth, users, watch
 from pathstream.services.cli.errors import fail
 from pathstream.services.detector.training import commands as detector_commands
@@ -13,8 +16,6 @@ from pathstream.services.escnn.training import commands as escnn_commands
 from pathstream.services.marrow.training import commands as marrow_commands
 from pathstream.shared.logs import configure_logging
 from pathstream.shared.settings import get_settings
-from rich.console import Console
-from rich.table import Table
 
 app = typer.Typer(
     name="pathstream",

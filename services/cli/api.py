@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+
 from pathstream.shared.settings import get_settings
 
 app = typer.Typer(help="The pathologist review API (FastAPI).", no_args_is_help=True)
@@ -28,6 +29,7 @@ def serve(
 ) -> None:
     """Serve the API with uvicorn (behind the hospital's TLS-terminating proxy)."""
     import uvicorn
+
     from pathstream.shared.db.migrate import require_current_schema
 
     require_current_schema(get_settings().database_url)

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
 from pathstream.shared.bus.admin import ensure_topics
 from pathstream.shared.bus.catalogue import build_catalogue_app
 from pathstream.shared.settings import get_settings
-from rich.console import Console
-from rich.table import Table
 
 topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=True)
 console = Console(highlight=False)

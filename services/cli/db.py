@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import typer
+from rich.console import Console
+
 from pathstream.shared.db import migrate
 from pathstream.shared.settings import get_settings, mask_database_url
-from rich.console import Console
 
 app = typer.Typer(
     help="Database schema migrations (Alembic) for PATHSTREAM_DATABASE_URL.", no_args_is_help=True

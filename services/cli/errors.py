@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
-from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.logs import get_logger
 from pydantic import ValidationError
 from rich.console import Console
+
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.logs import get_logger
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
 from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.events import Specimen
 from pathstream.shared.naming import slide_id_for
@@ -13,8 +16,6 @@ from pathstream.shared.settings import get_settings
 from pathstream.shared.tilestore.context import tiledb_context
 from pathstream.shared.tilestore.ingest import IngestResult, ingest_slide
 from pathstream.shared.tilestore.layout import TileFormat
-from rich.console import Console
-from rich.table import Table
 
 console = Console(highlight=False)
 

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
 from pathstream.services.review.amendments import Amendment, Review
 from pathstream.services.review.auth import DatabaseTokens, Principal
 from pathstream.shared.db.engine import create_db_engine, session_factory
@@ -18,8 +21,6 @@ from pathstream.shared.db.migrate import require_current_schema
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import LnLabel
 from pathstream.shared.settings import get_settings
-from rich.console import Console
-from rich.table import Table
 
 app = typer.Typer(
     help="Pathologist review: list, relabel, edit contours, QuPath export / import.", no_args_is_help=True

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 import typer
 from faststream import FastStream
+
 from pathstream.shared.bus.admin import ensure_topics
 from pathstream.shared.logs import get_logger
 from pathstream.shared.settings import PathStreamSettings, get_settings

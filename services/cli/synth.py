@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import Progress
+
 from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.synthetic.lymph_node import write_lymph_node_slide
 from pathstream.synthetic.marrow import write_marrow_cohort
-from rich.console import Console
-from rich.progress import Progress
 
 app = typer.Typer(help="Synthetic slides with ground truth (deterministic by seed).", no_args_is_help=True)
 console = Console(highlight=False)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import typer
+from rich.console import Console
+from rich.table import Column, Table
+
 from pathstream.services.review.auth import DatabaseTokens
 from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.db.migrate import require_current_schema
 from pathstream.shared.db.models import Role
 from pathstream.shared.settings import get_settings
-from rich.console import Console
-from rich.table import Column, Table
 
 app = typer.Typer(help="Users of the review API and their bearer tokens.", no_args_is_help=True)
 console = Console(highlight=False)

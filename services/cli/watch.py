@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import typer
+
 from pathstream.services.scanner.bridge import BridgeConfig, ScannerBridge
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.bus.startup import connect_with_retry

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from pathstream.services.marrow.roi_proposal import RoiProposalConfig, propose_rois
 from pathstream.shared.events import MarrowClass
 from pathstream.synthetic.lymph_node import write_lymph_node_slide

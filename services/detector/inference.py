@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from pathstream.backbones.imagenet import normalise_uint8
 from pathstream.services.detector.model import LN_CLASS, DeepLabV3Plus, build_detector, checkpoint_version
 from pathstream.services.detector.postprocess import mask_to_contours

@@ -18,12 +18,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import torchvision
+from torch import nn
+from torchvision.models.segmentation.deeplabv3 import ASPP
+
 from pathstream.backbones.resnets import compact_resnet
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.model_files import model_version, read_torch_file
 from pathstream.training.state import save_state_atomically
-from torch import nn
-from torchvision.models.segmentation.deeplabv3 import ASPP
 
 BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "resnet18": torchvision.models.resnet18,

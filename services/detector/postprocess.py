@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from pathstream.shared.polygons import polygon_area
 
 MIN_COMPONENT_PX = 4096

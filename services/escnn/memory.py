@@ -14,8 +14,9 @@ import math
 from functools import lru_cache
 
 import torch
-from pathstream.services.escnn.geometry import NetworkGeometry
 from torch import nn
+
+from pathstream.services.escnn.geometry import NetworkGeometry
 
 PROBE = 256
 MEMORY_FRACTION = 0.5

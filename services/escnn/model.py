@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision
+from torch import nn
+from torchvision.models.resnet import BasicBlock
+
 from pathstream.backbones.imagenet import image_to_tensor
 from pathstream.backbones.resnets import compact_resnet
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.model_files import model_version, read_torch_file
 from pathstream.training.state import save_state_atomically
-from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "resnet18": torchvision.models.resnet18,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from pathstream.services.escnn.geometry import NetworkGeometry
 from pathstream.services.escnn.lymph_node_source import ContourMaskedSource, inside_grid, inside_polygon
 from pathstream.services.escnn.streaming import StreamingESCNN

@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from pathstream.backbones.imagenet import normalisation
 from pathstream.services.escnn.geometry import NetworkGeometry, plan_axis, resnet_geometry
 from pathstream.services.escnn.memory import choose_tile_size

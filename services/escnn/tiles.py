@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+
 from pathstream.services.escnn.geometry import TileSpan
 
 WHITE = 255

@@ -15,9 +15,10 @@ from typing import Literal, get_args
 
 import torch
 import torchvision
+from torch import nn
+
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.model_files import read_torch_file
-from torch import nn
 
 ArchitectureName = Literal[
     "resnet18",

@@ -12,6 +12,7 @@ probabilities remain a distribution (they sum to 1) that the event contract can 
 from __future__ import annotations
 
 import numpy as np
+
 from pathstream.shared.events import MarrowClass
 
 AGGREGATION_RULE = "mean-of-roi-probabilities"

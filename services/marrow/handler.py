@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from pathstream.services.marrow.case_call import case_call
 from pathstream.services.marrow.model import MarrowClassifier, resize_roi
 from pathstream.services.marrow.occlusion import OcclusionConfig, occlusion_sensitivity, write_overlay_png

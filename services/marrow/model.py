@@ -17,6 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from torch import nn
+
 from pathstream.backbones.imagenet import normalise_uint8
 from pathstream.services.marrow.architectures import ARCHITECTURES, build_network
 from pathstream.services.marrow.rgb import require_rgb
@@ -25,7 +27,6 @@ from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import MarrowClass
 from pathstream.shared.model_files import model_version, read_torch_file
 from pathstream.training.state import save_state_atomically
-from torch import nn
 
 CHECKPOINT_FORMAT = "pathstream-marrow"
 _HINT = "Give a checkpoint written by `pathstream train marrow` (its best or exported model)."

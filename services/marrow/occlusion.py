@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+
 from pathstream.services.marrow.model import resize_roi
 from pathstream.services.marrow.rgb import require_rgb
 from pathstream.shared.atomic_files import write_bytes_atomically

@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
 from pathstream.services.marrow.rgb import require_rgb
 from pathstream.shared.errors import ErrorCode, PathStreamError
 

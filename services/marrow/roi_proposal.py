@@ -38,6 +38,7 @@ from typing import overload
 
 import cv2
 import numpy as np
+
 from pathstream.services.marrow.rgb import require_rgb
 from pathstream.services.marrow.roi_features import (
     CRITERIA,

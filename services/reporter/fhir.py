@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+
 from pathstream.services.reporter.store.report_inputs import MarrowFinding
 from pathstream.services.reporter.summary import StudySummary
 from pathstream.shared.events import LnLabel

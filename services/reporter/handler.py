@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
 from pathstream.services.reporter.store.apply import APPLIERS, claim_event
 from pathstream.services.reporter.store.upserts import ensure_study
 from pathstream.services.reporter.versions import mark_published, record_report_version, unpublished_reports
@@ -30,8 +33,6 @@ from pathstream.shared.events import (
 from pathstream.shared.logs import get_logger
 from pathstream.shared.retry import retry_retriable
 from pathstream.shared.settings import PathStreamSettings, mask_database_url
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
 log = get_logger(__name__)
 

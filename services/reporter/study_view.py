@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from pathstream.services.reporter.staging import pn_category
 from pathstream.services.reporter.store.report_inputs import load_study_inputs
 from pathstream.services.reporter.summary import summarise
 from pathstream.shared.db.models import LymphNode, MarrowResult, Slide, StudyReport
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 
 def study_result(session: Session, study_id: str) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
                         "score": n.score,
                         "label": _effective_label(n),
                         "screening_label": None if n.screening_label is None else n.screening_label.value,
-                        "reviewed": n.review_label is not None,
+                        "reviewed": n.label_reviewed,
                         "heatmap": n.heatmap_uri,
                     }
                     for n in nodes
@@ -87,5 +88,5 @@ def _marrow(result: MarrowResult | None) -> dict[str, Any] | None:
 
 
 def _effective_label(node: LymphNode) -> str | None:
-    label = node.review_label or node.label
+    label = node.effective_label
     return None if label is None else label.value

@@ -14,14 +14,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
 from pathstream.services.reporter.fhir import diagnostic_report
 from pathstream.services.reporter.store.report_inputs import load_study_inputs
 from pathstream.services.reporter.summary import StudySummary, summarise
 from pathstream.shared.db.models import SlideReport, SlideStatus, Study, StudyReport
 from pathstream.shared.events import ReportReady
 from pathstream.shared.events.base import utc_now
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 _EVENT_NAMESPACE = uuid.UUID("6a1c52e4-2f0b-4d8e-9b7a-3e5d1c8f0a24")
 

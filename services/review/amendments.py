@@ -13,6 +13,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
 from pathstream.services.reporter.study_view import study_result
 from pathstream.services.reporter.versions import record_report_version
 from pathstream.services.review.auth import Principal
@@ -28,8 +31,6 @@ from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import LnLabel
 from pathstream.shared.events.base import utc_now
 from pathstream.shared.polygons import polygon_area
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
 
 MAX_REASON_CHARS = 2000
 _CLASS_LABELS = {"positive": LnLabel.POSITIVE, "negative": LnLabel.NEGATIVE}
@@ -79,7 +80,7 @@ def _ln_state(node: LymphNode) -> dict[str, Any]:
     return {
         "label": None if node.label is None else node.label.value,
         "review_label": None if node.review_label is None else node.review_label.value,
-        "contour_points": len(node.review_contour or node.contour),
+        "contour_points": len(node.effective_contour),
         "area_um2": round(node.area_um2, 1),
         "removed": node.removed,
     }
@@ -234,11 +235,11 @@ class Review:
                     actions.append("add")
                     continue
                 node, points, label = payload
-                if points != [tuple(p) for p in (node.review_contour or node.contour)]:
+                if points != [tuple(p) for p in node.effective_contour]:
                     self._contour(session, principal, node, points, reason)
                     ln_ids.append(node.ln_id)
                     actions.append("contour")
-                if label is not None and label != (node.review_label or node.label):
+                if label is not None and label != node.effective_label:
                     self._label(session, principal, node, label, reason)
                     ln_ids.append(node.ln_id)
                     actions.append("label")

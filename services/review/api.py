@@ -16,14 +16,15 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from pathstream.services.review.amendments import MAX_REASON_CHARS, Amendment, Review
 from pathstream.services.review.auth import Authenticator, Principal
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import SCHEMA_VERSION, LnLabel
 from pathstream.shared.events.base import MAX_CONTOUR_POINTS
 from pathstream.shared.logs import get_logger
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = get_logger(__name__)
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
 from pathstream.shared.db.models import ApiToken, Role, User
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events.base import utc_now
 from pathstream.shared.naming import safe_id
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
 
 TOKEN_PREFIX = "pst_"
 

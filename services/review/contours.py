@@ -6,9 +6,10 @@ import math
 from collections.abc import Sequence
 
 import shapely
+from shapely.geometry import Polygon
+
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events.base import MAX_CONTOUR_POINTS
-from shapely.geometry import Polygon
 
 _HINT = "Draw one closed outline without crossings, in level-0 pixel coordinates of the slide."
 

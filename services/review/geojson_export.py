@@ -12,10 +12,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pathstream.shared.db.models import LymphNode
-from pathstream.shared.qupath import feature
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from pathstream.shared.db.models import LymphNode
+from pathstream.shared.qupath import feature
 
 LN_CLASS = "Lymph node"
 LESION_CLASS = "Tumor"
@@ -39,13 +40,13 @@ def slide_feature_collection(session: Session, slide_id: str) -> dict[str, Any]:
     ).all()
     features: list[dict[str, Any]] = []
     for node in nodes:
-        label = node.review_label or node.label
+        label = node.effective_label
         measurements = {"Area um^2": round(node.area_um2, 1)}
         if node.score is not None:
             measurements["ESCNN score"] = round(node.score, 6)
         features.append(
             feature(
-                [tuple(p) for p in (node.review_contour or node.contour)],
+                [tuple(p) for p in node.effective_contour],
                 LN_CLASS,
                 node.ln_id,
                 measurements=measurements,

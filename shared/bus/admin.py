@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+
 from pathstream.shared.bus.broker import client_kwargs
 from pathstream.shared.bus.startup import retry_until_reachable
 from pathstream.shared.settings import PathStreamSettings

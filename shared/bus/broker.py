@@ -7,6 +7,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.security import parse_security
+
 from pathstream.shared.bus.dead_letter import DeadLetterPolicy
 from pathstream.shared.bus.log_context import LogContextMiddleware
 from pathstream.shared.bus.security import kafka_security

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.events import ALL_EVENTS, SCHEMA_VERSION
 from pathstream.shared.settings import PathStreamSettings, get_settings

@@ -21,10 +21,6 @@ from typing import Any
 from faststream import BaseMiddleware
 from faststream.exceptions import HandlerException
 from faststream.message import StreamMessage
-from pathstream.shared.errors import PathStreamError
-from pathstream.shared.events.base import utc_now
-from pathstream.shared.logs import get_logger
-from pathstream.shared.topics import dead_letter_topic, is_dead_letter_topic
 from pydantic import BaseModel, Field, ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -32,6 +28,11 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
+
+from pathstream.shared.errors import PathStreamError
+from pathstream.shared.events.base import utc_now
+from pathstream.shared.logs import get_logger
+from pathstream.shared.topics import dead_letter_topic, is_dead_letter_topic
 
 log = get_logger(__name__)
 

@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from faststream import BaseMiddleware
 from faststream.message import StreamMessage
+
 from pathstream.shared.logs import context_ids
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
+
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Event
 from pathstream.shared.settings import PathStreamSettings

@@ -11,6 +11,7 @@ from faststream.security import (
     SASLScram256,
     SASLScram512,
 )
+
 from pathstream.shared.settings import PathStreamSettings
 
 

@@ -7,9 +7,6 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from faststream.kafka import KafkaBroker
-from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.logs import get_logger
-from pathstream.shared.settings import PathStreamSettings
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -17,6 +14,10 @@ from tenacity import (
     stop_after_delay,
     wait_exponential,
 )
+
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.logs import get_logger
+from pathstream.shared.settings import PathStreamSettings
 
 log = get_logger(__name__)
 

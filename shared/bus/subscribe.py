@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from faststream import AckPolicy
+
 from pathstream.shared.settings import PathStreamSettings
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from faststream.kafka import KafkaBroker
+
 from pathstream.shared.bus.publish import publish_event
 from pathstream.shared.bus.subscribe import consumer_options
 from pathstream.shared.events import Event

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.settings import mask_database_url, normalise_database_url
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.settings import mask_database_url, normalise_database_url
 
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
 

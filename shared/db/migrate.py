@@ -8,10 +8,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.exc import OperationalError
+
 from pathstream.shared.db.engine import create_db_engine, database_unavailable
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.settings import mask_database_url, normalise_database_url
-from sqlalchemy.exc import OperationalError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

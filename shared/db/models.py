@@ -13,8 +13,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pathstream.shared.events import FailureStage, LnLabel, MarrowClass, PnCategory, Specimen
-from pathstream.shared.events.base import utc_now
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -34,6 +32,9 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from pathstream.shared.events import FailureStage, LnLabel, MarrowClass, PnCategory, Specimen
+from pathstream.shared.events.base import utc_now
 
 ID_LENGTH = 200
 VERSION_LENGTH = 200
@@ -176,6 +177,23 @@ class LymphNode(TimestampMixin, Base):
     added_by_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     reviewed_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     reviewed_at: Mapped[datetime | None]
+
+    # The one place the review rule is written: a pathologist's label and contour win over the
+    # model's. Reports, exports and amendments all read these, never the raw columns.
+    @property
+    def effective_label(self) -> LnLabel | None:
+        """The pathologist's `review_label` if set, else the model's (None: unscored)."""
+        return self.review_label if self.review_label is not None else self.label
+
+    @property
+    def effective_contour(self) -> list[Any]:
+        """Level-0 px [[x, y], ...]: the pathologist's if drawn, else the detector's."""
+        return self.review_contour or self.contour
+
+    @property
+    def label_reviewed(self) -> bool:
+        """Whether a pathologist set this LN's label."""
+        return self.review_label is not None
 
 
 class SlideReport(Base):

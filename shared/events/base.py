@@ -14,7 +14,6 @@ from enum import StrEnum
 from typing import Annotated, ClassVar
 from uuid import UUID, uuid4
 
-from pathstream.shared.topics import Topic
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -24,6 +23,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from pathstream.shared.polygons import polygon_area
+from pathstream.shared.topics import Topic
 
 SCHEMA_VERSION = "1.0"
 _SUPPORTED_MAJOR = SCHEMA_VERSION.split(".")[0]
@@ -59,14 +61,6 @@ def _check_uri(value: str) -> str:
     return value
 
 
-def _polygon_area(points: list[tuple[int, int]]) -> float:
-    """Absolute shoelace area of a closed polygon given by its vertices, in px^2."""
-    twice = 0
-    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1], strict=True):
-        twice += x0 * y1 - x1 * y0
-    return abs(twice) / 2.0
-
-
 def _check_contour(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
     if len(points) < 3:
         raise ValueError(f"a contour needs at least 3 points, got {len(points)}")
@@ -74,7 +68,7 @@ def _check_contour(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
         raise ValueError(f"a contour may have at most {MAX_CONTOUR_POINTS} points, got {len(points)}")
     if any(x < 0 or y < 0 for x, y in points):
         raise ValueError("contour coordinates are level-0 pixels and must not be negative")
-    if _polygon_area(points) == 0:
+    if polygon_area(points) == 0:
         raise ValueError("contour encloses no area (all points coincide or lie on one line)")
     return points
 

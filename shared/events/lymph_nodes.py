@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
+from pydantic import Field, model_validator
+
 from pathstream.shared.events.base import (
     BBox,
     Contour,
@@ -15,7 +17,6 @@ from pathstream.shared.events.base import (
     Uri,
 )
 from pathstream.shared.topics import Topic
-from pydantic import Field, model_validator
 
 
 class LnLabel(StrEnum):

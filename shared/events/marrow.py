@@ -6,9 +6,10 @@ import math
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
 from pathstream.shared.events.base import BBox, Event, Identifier, ModelVersion, Probability, Uri
 from pathstream.shared.topics import Topic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 _SUM_TOLERANCE = 1e-3
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from pydantic import Field, field_validator, model_validator
+
 from pathstream.shared.events.base import Event, Identifier
 from pathstream.shared.topics import Topic
-from pydantic import Field, field_validator, model_validator
 
 AJCC_MINIMUM_LNS = 15
 """AJCC 8th edition: fewer regional LNs examined than this is inadequate for gastric pN staging."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
+from pydantic import Field
+
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events.base import Event, Identifier, ModelVersion, Sha256, Specimen, Uri
 from pathstream.shared.topics import Topic
-from pydantic import Field
 
 
 class SlideScanned(Event):

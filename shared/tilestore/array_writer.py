@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 import tiledb
-from pathstream.shared.tilestore.layout import CHANNELS
 from tiledb import libtiledb as lt
+
+from pathstream.shared.tilestore.layout import CHANNELS
 
 WHITE = 255
 

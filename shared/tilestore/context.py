@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import tiledb
+
 from pathstream.shared.settings import PathStreamSettings
 
 

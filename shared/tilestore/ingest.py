@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import tiledb
+
 from pathstream.shared.allowed_roots import check_allowed
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Specimen

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 import tiledb
+
 from pathstream.shared.events import Specimen
 from pathstream.shared.settings import PathStreamSettings
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import tiledb
+
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.tilestore.layout import CHANNELS, PIXEL_ATTRIBUTE, ArrayInfo, MetaKey
 

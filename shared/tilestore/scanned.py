@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import tiledb
+
 from pathstream.shared.allowed_roots import check_allowed
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import SlideScanned

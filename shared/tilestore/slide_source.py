@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 import openslide
 import tifffile
+
 from pathstream.shared.errors import ErrorCode, PathStreamError
 
 MPP_MIN = 0.05

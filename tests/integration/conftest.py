@@ -3,10 +3,10 @@
 from collections.abc import Iterator
 
 import pytest
-from pathstream.shared.db import migrate
-from pathstream.shared.db.engine import create_db_engine, session_factory
 from sqlalchemy.orm import Session, sessionmaker
 
+from pathstream.shared.db import migrate
+from pathstream.shared.db.engine import create_db_engine, session_factory
 from tests.integration.detector_cohort import trained_detector
 
 __all__ = ["sessions", "trained_detector"]

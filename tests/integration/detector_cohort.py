@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from pathstream.services.detector.model import DetectorConfig
 from pathstream.services.detector.training.dataset import TrainingImage, load_training_image
 from pathstream.services.detector.training.trainer import TrainingConfig, TrainingOutcome, train_detector

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
 from pathstream.services.marrow.architectures import build_network
 from pathstream.services.marrow.model import MarrowModelSpec, MarrowTask, save_marrow_checkpoint
 from pathstream.synthetic.marrow import write_marrow_cohort

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import openslide
+
 from pathstream.shared.tilestore.reader import StoreArray, TileStore
 from pathstream.shared.tilestore.slide_source import resolve_slide_path
 

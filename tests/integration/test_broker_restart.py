@@ -13,6 +13,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
+
 from pathstream.shared.bus.admin import ensure_topics
 from pathstream.shared.bus.broker import build_broker, client_kwargs
 from pathstream.shared.bus.publish import publish_event
@@ -21,7 +22,6 @@ from pathstream.shared.bus.subscribe import consumer_options
 from pathstream.shared.events import LymphNodeDetected
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import Topic
-
 from tests.integration.bus_helpers import wait_until
 from tests.integration.kafka_broker import PrivateKafka
 from tests.samples import ln_detected

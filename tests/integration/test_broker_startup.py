@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pathstream.shared.bus.admin import ensure_topics, pipeline_topics
 from pathstream.shared.bus.app import service_app
 from pathstream.shared.bus.broker import build_broker
@@ -15,7 +16,6 @@ from pathstream.shared.bus.startup import connect_with_retry
 from pathstream.shared.bus.subscribe import consumer_options
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.settings import PathStreamSettings
-
 from tests.integration.bus_helpers import wait_until
 from tests.integration.kafka_broker import PrivateKafka, free_port
 

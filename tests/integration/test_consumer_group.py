@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from faststream.kafka import KafkaBroker
+
 from pathstream.shared.bus.admin import ensure_topics
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.bus.startup import start_with_retry
 from pathstream.shared.bus.subscribe import consumer_options
 from pathstream.shared.settings import PathStreamSettings
-
 from tests.integration.bus_helpers import wait_until
 
 pytestmark = pytest.mark.integration

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from faststream.kafka import KafkaMessage
+
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.bus.dead_letter import DeadLetter
 from pathstream.shared.bus.publish import publish_event
@@ -16,7 +17,6 @@ from pathstream.shared.bus.subscribe import consumer_options
 from pathstream.shared.events import LymphNodeScored
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import Topic, dead_letter_topic
-
 from tests.integration.bus_helpers import wait_until
 from tests.samples import ln_scored
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from pathstream.services.detector.app import build_detector_app, load_segmenter
 from pathstream.services.detector.handler import CONTOURS_FILE, ln_id_for
 from pathstream.services.detector.inference import LymphNodeSegmenter
@@ -27,7 +28,6 @@ from pathstream.shared.events import (
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.fingerprint import slide_sha256
 from pathstream.shared.topics import Topic
-
 from tests.integration.bus_helpers import collected, wait_until
 from tests.integration.detector_cohort import TrainedDetector, make_slide
 
@@ -142,7 +142,6 @@ def test_bad_slides_become_one_failure_event_each(
 ) -> None:
     from pathstream.services.detector.handler import DetectorHandler
     from pathstream.services.detector.model import DeepLabV3Plus
-
     from tests.integration.detector_cohort import SMALL_DETECTOR
 
     settings = PathStreamSettings(data_dir=tmp_path, handler_retry_wait_s=0.01)

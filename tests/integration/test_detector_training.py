@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from pathstream.services.detector.inference import LymphNodeSegmenter
 from pathstream.services.detector.model import DetectorConfig, read_checkpoint
 from pathstream.services.detector.training.dataset import load_training_image
@@ -16,7 +17,6 @@ from pathstream.services.detector.training.evaluation import evaluate_images
 from pathstream.services.detector.training.trainer import RESUME_STATE, TrainingConfig, train_detector
 from pathstream.shared.errors import PathStreamError
 from pathstream.training.annotated_slides import find_annotated_slides
-
 from tests.integration.detector_cohort import TrainedDetector, make_slide
 
 # The first test to use `trained_detector` also pays for training it (about 2 minutes on 2 cores).

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+
 from pathstream.services.demo.cohort import write_demo_study
 from pathstream.services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
 from pathstream.shared.bus.admin import ensure_topics
@@ -32,8 +34,6 @@ from pathstream.shared.db.models import LymphNode, StudyReport
 from pathstream.shared.events import LymphNodeScored, ReportReady
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import Topic
-from sqlalchemy import func, select
-
 from tests.integration.bus_helpers import wait_until
 from tests.integration.kafka_broker import PrivateKafka
 from tests.integration.service_processes import Processes

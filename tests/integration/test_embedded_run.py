@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+
 from pathstream.services.demo.cohort import write_demo_study
 from pathstream.services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
 from pathstream.services.reporter.staging import pn_category

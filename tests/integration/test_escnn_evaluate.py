@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from pathstream.services.escnn.model import build_escnn, save_checkpoint
 from pathstream.synthetic.lymph_node import write_lymph_node_slide
 

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from pathstream.services.escnn.model import build_escnn, preprocess
 from pathstream.services.escnn.scoring import LymphNodeImage, LymphNodeScorer, Thresholds, lesion_polygons
 from pathstream.services.escnn.streaming import StreamingESCNN
@@ -139,9 +140,9 @@ def test_real_pcam_patches_pass_through_the_masked_streaming_path() -> None:
     No accuracy claim: the model is untrained, and the patches are 10x, not the 20x ESCNN expects.
     """
     import tifffile
+
     from pathstream.services.detector.inference import padded_region
     from pathstream.services.escnn.lymph_node_source import ContourMaskedSource
-
     from tests.conftest import SHARED_DATA
 
     patches = sorted((SHARED_DATA / "lymph_node_pcam").rglob("*.tif"))

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from pathstream.services.escnn.app import build_escnn_app, load_scorer
 from pathstream.services.escnn.model import build_escnn
 from pathstream.services.escnn.scoring import LymphNodeScorer
@@ -24,7 +25,6 @@ from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.ingest import ingest_slide
 from pathstream.shared.topics import Topic
 from pathstream.synthetic.lymph_node import write_lymph_node_slide
-
 from tests.integration.bus_helpers import collected, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import torch
+
 from pathstream.services.escnn.training.data import TrainingExample, examples_for_slide
 from pathstream.services.escnn.training.trainer import RESUME_STATE, EscnnTrainingConfig, train_escnn
 from pathstream.shared.errors import PathStreamError
 from pathstream.synthetic.truth import LesionSize
 from pathstream.training.annotated_slides import find_annotated_slides, ingest_annotated
-
 from tests.integration.escnn_cohort import (
     BACKBONE,
     TILE_SIZE,

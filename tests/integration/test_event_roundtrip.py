@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 from faststream.kafka import KafkaBroker, KafkaMessage
+
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.bus.publish import EVENT_TYPE_HEADER, publish_event
 from pathstream.shared.bus.startup import start_with_retry
 from pathstream.shared.bus.subscribe import consumer_options
 from pathstream.shared.events import ALL_EVENTS, Event
 from pathstream.shared.settings import PathStreamSettings
-
 from tests.integration.bus_helpers import wait_until
 from tests.samples import one_of_each
 

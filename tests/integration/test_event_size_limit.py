@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.bus.publish import publish_event
 from pathstream.shared.bus.startup import start_with_retry
@@ -14,7 +15,6 @@ from pathstream.shared.events import LymphNodeDetected
 from pathstream.shared.events.base import BBox
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import Topic
-
 from tests.integration.bus_helpers import collected, wait_until
 from tests.samples import ln_detected
 

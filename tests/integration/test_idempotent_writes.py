@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
 from pathstream.services.reporter.store.apply import apply_event
 from pathstream.services.reporter.store.report_inputs import StudyInputs, load_study_inputs
 from pathstream.shared.db.models import LymphNode, MarrowResult, ProcessedEvent, Slide, SlideStatus
 from pathstream.shared.events import LnLabel
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
-
 from tests.samples import (
     T0,
     ln_scored,

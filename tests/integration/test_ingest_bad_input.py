@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import tiledb
+
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import FailureStage, SlideFailed
 from pathstream.shared.tilestore.ingest import ingest_slide
-
 from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.integration

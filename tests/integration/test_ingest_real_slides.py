@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pathstream.shared.events import Specimen
 from pathstream.shared.tilestore.ingest import ingest_slide
 from pathstream.shared.tilestore.reader import TileStore
-
 from tests.conftest import SHARED_DATA
 from tests.integration.slide_checks import assert_physical_size, region_difference
 

@@ -16,12 +16,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from pathstream.services.marrow.architectures import build_network
 from pathstream.services.marrow.model import MarrowClassifier, MarrowModelSpec, MarrowTask
 from pathstream.services.marrow.occlusion import OcclusionConfig, occlusion_sensitivity, overlay_png
 from pathstream.services.marrow.roi_features import CRITERIA
 from pathstream.services.marrow.roi_proposal import RoiProposalConfig, propose_rois_in_image
-
 from tests.conftest import SHARED_DATA
 
 IMAGES = SHARED_DATA / "bone_marrow_mll_smear"

@@ -10,6 +10,7 @@ from typing import Any
 
 import cv2
 import pytest
+
 from pathstream.services.marrow.app import GROUP_ID, build_marrow_app, load_classifier
 from pathstream.shared.bus.publish import publish_event
 from pathstream.shared.bus.startup import start_with_retry
@@ -25,7 +26,6 @@ from pathstream.shared.events import (
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.fingerprint import slide_sha256
 from pathstream.shared.topics import Topic
-
 from tests.integration.bus_helpers import collected, wait_until
 from tests.integration.marrow_fixtures import SMEAR_PX, small_checkpoint, write_smears
 

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
+from typer.testing import CliRunner
+
 from pathstream.services.cli import app
 from pathstream.services.marrow.model import MarrowClassifier, MarrowTask
 from pathstream.services.marrow.training.dataset import load_cohort, read_csv_records, read_roi
@@ -25,7 +27,6 @@ from pathstream.services.marrow.training.tuning import SearchSpace, train_marrow
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.logs import configure_logging
 from pathstream.synthetic.marrow import write_marrow_cohort
-from typer.testing import CliRunner
 
 # The module fixture (cohort + three search runs, 65-80 s on 2 cores) runs in its first test.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

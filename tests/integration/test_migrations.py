@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
 from pathstream.shared.db import migrate
 from pathstream.shared.db.engine import create_db_engine
 from pathstream.shared.db.models import Base
-from sqlalchemy import inspect
 
 pytestmark = pytest.mark.integration
 

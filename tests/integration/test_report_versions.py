@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
 from pathstream.services.reporter.store.apply import apply_event
 from pathstream.services.reporter.versions import mark_published, record_report_version, unpublished_reports
 from pathstream.shared.db.models import SlideReport, StudyReport
 from pathstream.shared.events import Event, PnCategory
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
-
 from tests.samples import ln_scored, slide_detected, slide_failed
 
 pytestmark = pytest.mark.integration

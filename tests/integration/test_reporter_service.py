@@ -6,6 +6,9 @@ import random
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
 from pathstream.services.reporter.app import build_reporter_app
 from pathstream.services.reporter.handler import ReporterHandler
 from pathstream.services.review.amendments import Review
@@ -21,9 +24,6 @@ from pathstream.shared.errors import PathStreamError
 from pathstream.shared.events import Event, LnLabel, PnCategory, ReportReady
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import Topic, dead_letter_topic
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
-
 from tests.integration.bus_helpers import wait_until
 from tests.samples import ln_scored, report_ready, slide_detected, slide_failed, slide_scanned
 

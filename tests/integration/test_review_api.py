@@ -17,6 +17,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
 from pathstream.services.reporter.handler import ReporterHandler
 from pathstream.services.review.amendments import Review
 from pathstream.services.review.api import build_api
@@ -25,9 +28,6 @@ from pathstream.shared.db import migrate
 from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.db.models import ApiToken, AuditEntry, Role, StudyReport
 from pathstream.shared.settings import PathStreamSettings
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
-
 from tests.samples import ln_scored, slide_detected
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from pathstream.services.reporter.handler import ReporterHandler
 from pathstream.shared.db import migrate
 from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.settings import PathStreamSettings
-
 from tests.samples import ln_scored, slide_detected
 
 pytestmark = pytest.mark.integration

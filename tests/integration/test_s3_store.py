@@ -13,11 +13,11 @@ from pathlib import Path
 import boto3
 import numpy as np
 import pytest
+
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.context import tiledb_context
 from pathstream.shared.tilestore.ingest import ingest_slide
 from pathstream.shared.tilestore.reader import TileStore
-
 from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.integration

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from faststream.kafka import KafkaBroker
+from sqlalchemy.orm import Session, sessionmaker
+
 from pathstream.services.scanner.bridge import BridgeConfig, ScannerBridge
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.bus.startup import start_with_retry
@@ -25,8 +27,6 @@ from pathstream.shared.events import SlideScanned, Specimen
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.fingerprint import slide_sha256
 from pathstream.shared.topics import Topic
-from sqlalchemy.orm import Session, sessionmaker
-
 from tests.conftest import SHARED_DATA
 from tests.integration.bus_helpers import wait_until
 

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import openslide
 import pytest
+
 from pathstream.shared.events import MarrowClass, Specimen
 from pathstream.shared.tilestore.ingest import ingest_slide
 from pathstream.shared.tilestore.reader import TileStore
 from pathstream.synthetic.lymph_node import write_lymph_node_slide
 from pathstream.synthetic.marrow import write_marrow_cohort
 from pathstream.synthetic.truth import LymphNodeSlideTruth, MarrowCohortTruth
-
 from tests.integration.slide_checks import assert_physical_size, region_difference
 
 pytestmark = pytest.mark.integration

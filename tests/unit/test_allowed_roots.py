@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from pathstream.shared.allowed_roots import check_allowed
 from pathstream.shared.errors import ErrorCode, PathStreamError
 

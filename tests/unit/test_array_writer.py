@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiledb
+
 from pathstream.shared.tilestore.array_writer import GlobalOrderWriter
 from pathstream.shared.tilestore.layout import ArrayInfo, TileFormat, array_schema
 from pathstream.shared.tilestore.reader import StoreArray

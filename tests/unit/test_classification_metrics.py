@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from pathstream.training.classification_metrics import operating_point, roc_auc, roc_curve, wilson_interval
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import typer.main
+from typer.testing import CliRunner
+
 from pathstream.services.cli import app
 from pathstream.shared.db import migrate
-from typer.testing import CliRunner
 
 runner = CliRunner()
 

@@ -9,9 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
+from pydantic import BaseModel, ValidationError
+
 from pathstream.shared.bus.dead_letter import DeadLetterPolicy, describe_error, is_permanent
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from pydantic import BaseModel, ValidationError
 
 
 class Item(BaseModel):

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from pathstream.services.cli.serve import Service
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"

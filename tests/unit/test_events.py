@@ -6,6 +6,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
+
 from pathstream.shared.events import (
     ALL_EVENTS,
     LnLabel,
@@ -18,8 +20,6 @@ from pathstream.shared.events import (
     SlideScanned,
 )
 from pathstream.shared.topics import Topic
-from pydantic import ValidationError
-
 from tests import samples
 
 

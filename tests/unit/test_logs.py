@@ -8,8 +8,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from pathstream.shared.logs import REDACTED, bound_ids, configure_logging, context_ids, get_logger
 
+from pathstream.shared.logs import REDACTED, bound_ids, configure_logging, context_ids, get_logger
 from tests.samples import ln_scored
 
 

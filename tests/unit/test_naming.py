@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pathstream.shared.events import SlideScanned
 from pathstream.shared.naming import safe_id, slide_id_for
-
 from tests.samples import slide_scanned
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.qupath import feature, read_annotations, write_feature_collection
 

@@ -7,6 +7,7 @@ import itertools
 import cv2
 import numpy as np
 import pytest
+
 from pathstream.shared.tilestore.resample import (
     area_resample,
     snapped_area_resize,

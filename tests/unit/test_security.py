@@ -7,9 +7,10 @@ from pathlib import Path
 
 from faststream.kafka.security import parse_security
 from faststream.security import SASLGSSAPI, SASLPlaintext, SASLScram512
+from pydantic import SecretStr
+
 from pathstream.shared.bus.security import kafka_security
 from pathstream.shared.settings import PathStreamSettings
-from pydantic import SecretStr
 
 
 def test_plaintext_has_no_security(tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pathstream.shared.settings import PathStreamSettings, mask_database_url, normalise_database_url
 from pydantic import SecretStr, ValidationError
+
+from pathstream.shared.settings import PathStreamSettings, mask_database_url, normalise_database_url
 
 
 def test_embedded_defaults_live_under_the_data_dir(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from pathstream.training.stain import HED_FROM_RGB_OD, StainJitter, StainTransform
 
 H_AND_E = np.array([[[150, 60, 160], [230, 140, 190], [255, 255, 255], [90, 40, 120]]], np.uint8)

@@ -4,6 +4,7 @@ decides everything."""
 from __future__ import annotations
 
 import numpy as np
+
 from pathstream.shared.events import MarrowClass
 from pathstream.synthetic.lymph_node_render import LymphNodeRenderer
 from pathstream.synthetic.lymph_node_scene import plan_scene

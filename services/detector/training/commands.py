@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
-from pathstream.services.cli.progress import progress_bar
-from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.settings import get_settings
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+from pathstream.services.cli.progress import progress_bar
+from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.settings import get_settings
 
 if TYPE_CHECKING:
     from pathstream.services.detector.training.dataset import TrainingImage

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from pathstream.shared.qupath import Annotation
 from pathstream.shared.tilestore.layout import DETECTOR_1_25X
 from pathstream.training.annotated_slides import AnnotatedSlide, ingest_annotated

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
+
 from pathstream.services.detector.inference import LymphNodeSegmenter
 from pathstream.services.detector.postprocess import mask_to_contours
 from pathstream.services.detector.training.dataset import TrainingImage, rasterise

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from pathstream.services.escnn.tiles import ImageSource
 from pathstream.training.stain import StainJitter, StainTransform
 

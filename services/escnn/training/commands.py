@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
 from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.settings import get_settings
-from rich.console import Console
-from rich.table import Table
 
 if TYPE_CHECKING:
     from pathstream.services.escnn.training.data import SlideInfo, TrainingExample

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
 from pathstream.services.escnn.lymph_node_source import ContourMaskedSource
 from pathstream.services.escnn.scoring import LymphNodeImage
 from pathstream.shared.errors import ErrorCode, PathStreamError

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from pathstream.training.classification_metrics import operating_point, roc_auc, roc_curve
 from pathstream.training.roc_plot import draw_roc_png
 

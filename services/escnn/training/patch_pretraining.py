@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from pathstream.services.escnn.lymph_node_source import inside_grid
 from pathstream.services.escnn.model import build_escnn, calibrate_batchnorm, preprocess, save_checkpoint
 from pathstream.shared.errors import ErrorCode, PathStreamError

@@ -28,11 +28,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import Dataset
+
 from pathstream.backbones.imagenet import normalise_uint8
 from pathstream.services.marrow.model import MarrowTask, resize_roi
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import MarrowClass
-from torch.utils.data import Dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 CSV_COLUMNS = ("path", "patient_id", "label")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from pathstream.training.classification_metrics import roc_auc, roc_curve, wilson_interval
 from pathstream.training.roc_plot import RocCurve, RocPanel, write_roc_png
 

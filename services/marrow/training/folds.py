@@ -14,6 +14,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from pathstream.shared.errors import ErrorCode, PathStreamError
 
 

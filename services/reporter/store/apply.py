@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from pathstream.services.reporter.store.upserts import (
     apply_ln_scored,
     apply_marrow_classified,
@@ -28,7 +30,6 @@ from pathstream.shared.events import (
     SlideFailed,
     SlideScanned,
 )
-from sqlalchemy.orm import Session, sessionmaker
 
 APPLIERS: dict[type[Event], Callable[[Session, Any], None]] = {
     SlideScanned: apply_slide_scanned,

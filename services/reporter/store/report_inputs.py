@@ -1,7 +1,7 @@
 """What a study report is computed from: per-slide LN counts and per-LN effective findings.
 
-The effective label of an LN is the pathologist's `review_label` when there is one, otherwise the
-model's `label`; LNs a pathologist removed do not count. The reporter turns these inputs into
+The label that counts is `LymphNode.effective_label` (the pathologist's over the model's); LNs a
+pathologist removed do not count. The reporter turns these inputs into
 report versions; comparing them before and after applying an event shows whether it changed
 anything.
 """
@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from pathstream.shared.db.models import AuditEntry, LymphNode, MarrowResult, Slide, SlideStatus
-from pathstream.shared.events import LnLabel, MarrowClass, Specimen
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from pathstream.shared.db.models import AuditEntry, LymphNode, MarrowResult, Slide, SlideStatus
+from pathstream.shared.events import LnLabel, MarrowClass, Specimen
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,9 @@ def load_study_inputs(session: Session, study_id: str) -> StudyInputs:
             slide_id=n.slide_id,
             index=n.index,
             score=n.score,
-            label=n.review_label or n.label,
+            label=n.effective_label,
             model_version=n.model_version,
-            reviewed=n.review_label is not None,
+            reviewed=n.label_reviewed,
         )
         for n in nodes
     )

@@ -12,6 +12,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
 from pathstream.shared.db.models import (
     Base,
     LymphNode,
@@ -29,9 +33,6 @@ from pathstream.shared.events import (
     SlideScanned,
 )
 from pathstream.shared.events.base import utc_now
-from sqlalchemy import ColumnElement, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 
 def dialect_insert(session: Session, model: type[Base]) -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from pathstream.shared.db.engine import create_db_engine
 from pathstream.shared.db.models import Base
 from pathstream.shared.settings import get_settings

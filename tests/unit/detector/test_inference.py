@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from pathstream.backbones.imagenet import image_to_tensor
 from pathstream.services.detector.inference import LymphNodeSegmenter, plan_windows
 from pathstream.services.detector.model import DeepLabV3Plus, DetectorConfig

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+
 from pathstream.services.detector.model import (
     DeepLabV3Plus,
     DetectorConfig,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+
 from pathstream.services.detector.postprocess import MIN_COMPONENT_PX, contours_to_level0, mask_to_contours
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from pathstream.services.escnn.model import EscnnModel, FrozenBatchNorm2d, build_escnn
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from pathstream.services.escnn.model import preprocess
 from pathstream.services.escnn.streaming import StreamingESCNN
 from pathstream.services.escnn.tiles import ArraySource
 from pathstream.services.escnn.training.augment import AffineView, ColourView
-
 from tests.unit.escnn.conftest import randomised, tissue_image
 
 

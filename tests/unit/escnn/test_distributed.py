@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
 from pathstream.services.escnn.model import build_escnn
 from pathstream.services.escnn.streaming import StreamingESCNN
 from pathstream.services.escnn.training.distributed import DistributedContext, shard

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from pathstream.services.escnn.training.evaluation import (
     LnPrediction,
     evaluate_predictions,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pathstream.services.escnn.geometry import plan_axis, resnet_geometry
 
+from pathstream.services.escnn.geometry import plan_axis, resnet_geometry
 from tests.unit.escnn.conftest import randomised
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+
 from pathstream.backbones.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from pathstream.services.escnn.model import (
     FrozenBatchNorm2d,
@@ -17,7 +18,6 @@ from pathstream.services.escnn.model import (
     save_checkpoint,
 )
 from pathstream.shared.errors import ErrorCode, PathStreamError
-
 from tests.unit.escnn.conftest import randomised
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from pathstream.services.escnn.model import EscnnModel, FrozenBatchNorm2d, preprocess
 from pathstream.services.escnn.streaming import StreamingESCNN
-
 from tests.unit.escnn.conftest import tissue_image
 
 # (height, width, white fraction, tile): 512..2048 px, sizes that are not multiples of 32,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from pathstream.services.escnn.geometry import plan_axis, resnet_geometry
 from pathstream.services.escnn.memory import choose_tile_size, estimate_bytes
 from pathstream.services.escnn.tiles import ArraySource, Tile, TileProducer
-
 from tests.unit.escnn.conftest import randomised
 
 

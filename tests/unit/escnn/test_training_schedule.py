@@ -4,6 +4,7 @@ training configuration's checks."""
 from __future__ import annotations
 
 import pytest
+
 from pathstream.services.escnn.training.trainer import EscnnTrainingConfig, _Plateau
 
 

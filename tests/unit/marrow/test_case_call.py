@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from pathstream.services.marrow.case_call import case_call
 from pathstream.shared.events import MarrowClass
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from pathstream.services.marrow.model import MarrowTask, resize_roi
 from pathstream.services.marrow.training.augment import Augmentation
 from pathstream.services.marrow.training.dataset import (

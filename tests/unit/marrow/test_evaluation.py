@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from pathstream.services.marrow.training.evaluation import (
     Predictions,
     case_level,

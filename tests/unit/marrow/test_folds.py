@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+
 from pathstream.services.marrow.training.folds import Fold, check_folds, patient_folds, split_images
 from pathstream.shared.errors import ErrorCode, PathStreamError
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+
 from pathstream.services.marrow.architectures import (
     ARCHITECTURES,
     build_network,

@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from pathstream.services.marrow.occlusion import (
     OcclusionConfig,
     PredictBatch,
@@ -17,7 +19,6 @@ from pathstream.services.marrow.occlusion import (
     write_overlay_png,
 )
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from torch import nn
 
 SIZE = 64
 BACKGROUND = (226, 226, 232)  # smear-plasma-like, no red excess

@@ -13,6 +13,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+
 from pathstream.services.marrow.roi_features import CRITERIA, assess_field, combine
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.synthetic.marrow import MarrowRenderer, Mixture, SmearLayout

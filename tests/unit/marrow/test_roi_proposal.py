@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+
 from pathstream.services.marrow.roi_features import CRITERIA
 from pathstream.services.marrow.roi_proposal import RoiProposalConfig, propose_rois, propose_rois_in_image
 from pathstream.shared.errors import ErrorCode, PathStreamError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pathstream.services.reporter.staging import below_ajcc_minimum, pn_category
 
 

@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from pydantic import ValidationError
+
 from pathstream.services.reporter.fhir import diagnostic_report
 from pathstream.services.reporter.store.report_inputs import LymphNodeFinding, SlideInputs, StudyInputs
 from pathstream.services.reporter.summary import summarise
 from pathstream.shared.db.models import SlideStatus
 from pathstream.shared.events import LnLabel, PnCategory, Specimen
-from pydantic import ValidationError
 
 ISSUED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
