@@ -1,1 +1,2 @@
-"""CNN building blocks the services' models share: ResNet backbones and ImageNet input normalisation."""
+"""What the services' models share: ResNet backbones, ImageNet input normalisation, the compute device
+and checkpoint files with the model version every prediction records."""

@@ -12,7 +12,7 @@ DLQ_SUFFIX = ".dlq"
 
 
 class Topic(StrEnum):
-    """Base names of PathStream's topics (DESIGN.md section 3)."""
+    """Base names of PathStream's topics (shared/README.md, Events)."""
 
     SLIDES_SCANNED = "slides.scanned"
     SLIDES_DETECTED = "slides.detected"

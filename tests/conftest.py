@@ -86,3 +86,12 @@ def sqlite_url(tmp_path: Path) -> str:
 def db_url(request: pytest.FixtureRequest) -> str:
     """Each test using this runs once on SQLite (embedded) and once on PostgreSQL."""
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every integration test (real broker, database, slides or trained models) is also `slow`: the
+    fast tier is `-m "not slow"` (pure logic only), the full suite runs everything."""
+    integration = Path(__file__).parent / "integration"
+    for item in items:
+        if item.get_closest_marker("integration") is not None or item.path.is_relative_to(integration):
+            item.add_marker(pytest.mark.slow)

@@ -1,7 +1,7 @@
 """ROC figures as PNG (matplotlib's Agg canvas): the one plotting code ESCNN and marrow share.
 
 A figure has one or more panels; a panel has named curves and, optionally, a mean curve with a
-shaded band (paper 000, Fig. 1: per-fold curves, their mean and its spread). The Agg canvas is used
+shaded band (Eckardt et al., Fig. 1: per-fold curves, their mean and its spread). The Agg canvas is used
 directly, without pyplot's global state, so figures can be drawn from worker threads with no
 display.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from pathstream.shared.atomic_files import write_bytes_atomically
 
 

@@ -1,6 +1,6 @@
 """H&E stain augmentation in optical-density space (Ruifrok-Johnston colour deconvolution).
 
-Paper 004 augments with stain-matrix perturbation (each stain vector turned by up to +-10 degrees)
+Huang et al. (2022) augments with stain-matrix perturbation (each stain vector turned by up to +-10 degrees)
 and stain-concentration scaling (0.5-1.5x). Both act on optical density, where glass is zero, so
 pure white (255, 255, 255) stays exactly white: ESCNN's white-tile skipping relies on that.
 """

@@ -1,6 +1,6 @@
 """The LN detector network: DeepLabv3+ on a torchvision ResNet, two classes (background, lymph node).
 
-Paper 004, Methods "LN detector", uses DeepLabv3+ with a ResNet50 backbone at 1.25x. The encoder is
+Huang et al. (2022), Methods "LN detector", uses DeepLabv3+ with a ResNet50 backbone at 1.25x. The encoder is
 a ResNet whose last stage is dilated instead of strided (output stride 16), followed by atrous
 spatial pyramid pooling (rates 6, 12, 18 and image pooling); the decoder upsamples the ASPP output
 4x, joins it with the stride-4 features of the first ResNet stage (the low-level skip), refines with
@@ -21,9 +21,9 @@ import torchvision
 from torch import nn
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
+from pathstream.backbones.model_files import model_version, read_torch_file
 from pathstream.backbones.resnets import compact_resnet
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.model_files import model_version, read_torch_file
 from pathstream.training.state import save_state_atomically
 
 BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {

@@ -1,6 +1,6 @@
 """The paper's LN post-processing: binary mask at 7.36 um/px -> one contour per lymph node.
 
-Paper 004, Methods "LN detector": the predicted mask is dilated with a 3x3 diamond (cross) kernel,
+Huang et al. (2022), Methods "LN detector": the predicted mask is dilated with a 3x3 diamond (cross) kernel,
 connected components under 4096 pixels are discarded, and instances are traced with Suzuki's border
 following (OpenCV `findContours`, external contours only). Components are 8-connected because
 that is how Suzuki's algorithm follows borders: two regions that touch only at a corner after the

@@ -1,6 +1,6 @@
 """The ESCNN classifier: a torchvision ResNet with frozen BatchNorm, global max pooling, one logit.
 
-Paper 004 (Huang et al. 2022), "ESCNN for gastric LN metastasis identification": batch norm stays
+Huang et al. (2022), "ESCNN for gastric LN metastasis identification": batch norm stays
 in evaluation mode (a fixed affine map whose gamma and beta remain trainable), because streaming
 never sees the whole image at once; and global *max* pooling replaces average pooling, because a
 metastasis may be a few cells in a gigapixel image. `EscnnModel.forward` on a whole image is the
@@ -20,9 +20,9 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from pathstream.backbones.imagenet import image_to_tensor
+from pathstream.backbones.model_files import model_version, read_torch_file
 from pathstream.backbones.resnets import compact_resnet
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.model_files import model_version, read_torch_file
 from pathstream.training.state import save_state_atomically
 
 BACKBONES: dict[str, Callable[..., torchvision.models.ResNet]] = {

@@ -3,7 +3,7 @@
 An `ImageSource` is anything that can hand out uint8 RGB windows of a (possibly huge, possibly
 virtual) image: an in-memory array, a TileDB store region, or an augmented view of either. The
 `TileProducer` reads, transforms and normalises tiles in a background thread while the GPU (or
-CPU) computes the previous ones (paper 004, Fig. 7c), and marks white tiles so that the consumer
+CPU) computes the previous ones (Huang et al. 2022, Fig. 7c), and marks white tiles so that the consumer
 can skip them.
 
 White, precisely: every byte of the tile's input window (its valid region plus the receptive-field

@@ -1,6 +1,6 @@
 """The marrow classifiers' networks: torchvision architectures with a new class head.
 
-Paper 000 (Eckardt et al.) compared ResNet-18/34/50/101/152, ResNeXt-50 32x4d / 101 32x8d,
+Eckardt et al. compared ResNet-18/34/50/101/152, ResNeXt-50 32x4d / 101 32x8d,
 Wide-ResNet-50/101, DenseNet-121/161/169/201, ShuffleNet v2 x0.5 / x1.0 and SqueezeNet 1.1, all
 pre-trained on ImageNet. Every one of them is built here without weights (nothing is downloaded);
 ImageNet weights come from a torchvision-format state-dict file on disk, whose 1000-class head is
@@ -17,8 +17,8 @@ import torch
 import torchvision
 from torch import nn
 
+from pathstream.backbones.model_files import read_torch_file
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.model_files import read_torch_file
 
 ArchitectureName = Literal[
     "resnet18",

@@ -4,7 +4,7 @@ Rule (soft vote): the case's probability of each class is the arithmetic mean of
 softmax probability over the case's ROIs, and the call is the most probable class; an exact tie
 goes to the class listed first in the model's task, which is MDS whenever MDS is a candidate, so a
 tie never silently clears a case of MDS. The mean is used rather than a majority of per-ROI calls
-because paper 000 labels every ROI of a case with the case diagnosis and reports confidences near
+because Eckardt et al. labels every ROI of a case with the case diagnosis and reports confidences near
 0 or 1 for most ROIs: averaging keeps an uncertain ROI from counting as a full vote, and the case
 probabilities remain a distribution (they sum to 1) that the event contract can carry.
 """

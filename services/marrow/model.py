@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from pathstream.backbones.devices import resolve_device
 from pathstream.backbones.imagenet import normalise_uint8
+from pathstream.backbones.model_files import model_version, read_torch_file
 from pathstream.services.marrow.architectures import ARCHITECTURES, build_network
 from pathstream.services.marrow.rgb import require_rgb
-from pathstream.shared.devices import resolve_device
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import MarrowClass
-from pathstream.shared.model_files import model_version, read_torch_file
 from pathstream.training.state import save_state_atomically
 
 CHECKPOINT_FORMAT = "pathstream-marrow"
@@ -33,7 +33,7 @@ _HINT = "Give a checkpoint written by `pathstream train marrow` (its best or exp
 
 
 class MarrowTask(StrEnum):
-    """What a marrow model tells apart (paper 000 trained the two binary tasks; 3-class is ours)."""
+    """What a marrow model tells apart (Eckardt et al. trained the two binary tasks; 3-class is ours)."""
 
     MDS_VS_AML = "mds_vs_aml"
     MDS_VS_DONOR = "mds_vs_donor"

@@ -1,6 +1,6 @@
 """Occlusion sensitivity maps (OSM): which parts of an ROI the marrow classifier relied on.
 
-Paper 000 explained its calls with OSM (Zeiler & Fergus): a square occluder slides over the ROI,
+Eckardt et al. explained its calls with OSM (Zeiler & Fergus): a square occluder slides over the ROI,
 and wherever covering the image lowers the probability of the class being explained, that area
 mattered. Here, at the network's input size S:
 
@@ -43,7 +43,7 @@ PredictBatch = Callable[[torch.Tensor], torch.Tensor]
 Fill = str | tuple[int, int, int]
 
 HIGH_IMPORTANCE = 0.5
-"""Paper 000 highlights importance in (0.5, 1]."""
+"""Eckardt et al. highlights importance in (0.5, 1]."""
 
 
 @dataclass(frozen=True)

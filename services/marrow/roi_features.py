@@ -1,6 +1,6 @@
 """How good a bone-marrow smear field is for classification, criterion by criterion, from pixels.
 
-Paper 000's haematologists picked ROIs by stain quality, cellularity, even cell distribution, no
+Eckardt et al.'s haematologists picked ROIs by stain quality, cellularity, even cell distribution, no
 overlapping or clumping cells, bone-marrow particles (spicules) rather than peripheral blood, no
 artefacts, and digital image quality. Each criterion here is a score in [0, 1] (1 = good) computed
 from measurable features of one field, so the choice can be automated and explained.
@@ -88,7 +88,7 @@ CRITERIA: tuple[str, ...] = (
     "no_artefacts",
     "focus",
 )
-"""The criteria every field is scored on, in the order of paper 000's list."""
+"""The criteria every field is scored on, in the order of Eckardt et al.'s list."""
 
 ANALYSIS_MPP = 0.4
 """um/px fields are measured at: nuclei (>= 3 um) stay several pixels wide, and it is 4x cheaper."""

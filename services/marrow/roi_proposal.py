@@ -1,6 +1,6 @@
 """Automatic ROI proposal on a bone-marrow smear: the fields a haematologist would have picked.
 
-Paper 000 hand-picked 4 ROIs per MDS case (10 in the external cohort) at 50x digital
+Eckardt et al. hand-picked 4 ROIs per MDS case (10 in the external cohort) at 50x digital
 magnification, and its authors name that manual step as the main limitation. Here:
 
 1. Candidates: square fields of `field_um` (204.8 um: 1024 px at 0.2 um/px) on a grid with
@@ -73,7 +73,7 @@ class RoiProposalConfig:
     """What to look for and how hard (sizes in micrometres, so any working resolution works)."""
 
     k: int = 4
-    """ROIs wanted (paper 000: 4 per MDS case internally, 10 in the external cohort)."""
+    """ROIs wanted (Eckardt et al.: 4 per MDS case internally, 10 in the external cohort)."""
     field_um: float = 204.8
     """Side of a square field: 1024 px at 0.2 um/px."""
     stride_um: float | None = None

@@ -46,7 +46,7 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
                 "failure": None
                 if slide is None or slide.failure_code is None
                 else {"code": slide.failure_code, "message": slide.failure_message},
-                "marrow": _marrow(session.get(MarrowResult, line.slide_id)),
+                "marrow": marrow_result_view(session.get(MarrowResult, line.slide_id)),
                 "lns": [
                     {
                         "ln_id": n.ln_id,
@@ -76,7 +76,8 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
     }
 
 
-def _marrow(result: MarrowResult | None) -> dict[str, Any] | None:
+def marrow_result_view(result: MarrowResult | None) -> dict[str, Any] | None:
+    """A smear's stored call as JSON (call, class probabilities, model version, ROIs), or None."""
     if result is None:
         return None
     return {

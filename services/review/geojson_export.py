@@ -3,8 +3,8 @@
 One Feature per counted LN (class `Lymph node`, name = ln_id; the pathologist's contour when there
 is one) with the ESCNN score as a QuPath measurement and PathStream's fields under
 `properties.pathstream`; one Feature per CAM lesion region (class `Tumor`), naming its LN. Feature
-ids derive from the ln_id, so an edited file imported back (`pathstream.services.reporter.geojson_import`)
-finds its LNs again even if a pathologist renamed them.
+ids derive from the ln_id, so an edited file imported back (`Review.import_geojson` in
+`amendments.py`) finds its LNs again even if a pathologist renamed them.
 """
 
 from __future__ import annotations

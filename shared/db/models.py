@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models of PathStream's database (DESIGN.md section 4).
+"""SQLAlchemy 2 models of PathStream's database (shared/README.md, Database).
 
 The same models serve PostgreSQL (production) and SQLite (embedded). Enums are stored as checked
 strings rather than native types so that adding a value is an ordinary Alembic migration on both.

@@ -1,4 +1,4 @@
-"""PathStream's event contracts (DESIGN.md section 3): pydantic v2 models, JSON on the wire.
+"""PathStream's event contracts (shared/README.md, Events): pydantic v2 models, JSON on the wire.
 
 Every event carries `event_id`, `schema_version` and `occurred_at`; `TOPIC` names its base topic
 and `kafka_key()` its message key.

@@ -27,7 +27,7 @@ console = Console(highlight=False)
 
 
 def _device() -> str:
-    from pathstream.shared.devices import resolve_device
+    from pathstream.backbones.devices import resolve_device
 
     return resolve_device(get_settings().device)
 

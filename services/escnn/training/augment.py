@@ -1,6 +1,6 @@
 """Patch-based augmentation: augmented views of an image that are produced tile by tile.
 
-A gigapixel image is never augmented as a whole (paper 004, "patch-based image augmentation"):
+A gigapixel image is never augmented as a whole (Huang et al. 2022, "patch-based image augmentation"):
 each view below is itself an `ImageSource` whose `read` computes just the requested window, so the
 producer thread augments tile by tile, in cache-friendly pieces, while the model computes.
 
@@ -10,7 +10,7 @@ producer thread augments tile by tile, in cache-friendly pieces, while the model
 - `ColourView`: a per-pixel colour transform (stain perturbation, brightness). Transforms must keep
   pure white pure white, so that white tiles stay skippable and skipping stays exact.
 
-- `ImageAugmentation` / `draw_augmentation`: paper 004's training augmentation as such views.
+- `ImageAugmentation` / `draw_augmentation`: Huang et al.'s (2022) training augmentation as such views.
 
 Reading the same window twice gives the same pixels, which the backward pass relies on when it
 recomputes a tile.
@@ -164,7 +164,7 @@ class ImageAugmentation:
 def draw_augmentation(
     rng: np.random.Generator, flip: bool = True, rotate: bool = True, stain: StainJitter | None = None
 ) -> ImageAugmentation:
-    """Paper 004's augmentation: mirror with probability 0.5, rotation uniform in [-180, 180)
+    """Huang et al.'s (2022) augmentation: mirror with probability 0.5, rotation uniform in [-180, 180)
     degrees, and (when `stain` is given) its stain-matrix and concentration perturbation."""
     return ImageAugmentation(
         flip=bool(flip and rng.random() < 0.5),

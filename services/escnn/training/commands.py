@@ -43,12 +43,12 @@ def evaluate(
 ) -> None:
     """LN-level and slide-level ROC AUC (95 % CI), sensitivity, specificity and MCC at 0.4 and
     0.15, and a ROC curve PNG."""
+    from pathstream.backbones.devices import resolve_device
     from pathstream.services.escnn.model import build_escnn, checkpoint_version
     from pathstream.services.escnn.scoring import LymphNodeScorer, Thresholds
     from pathstream.services.escnn.streaming import StreamingESCNN
     from pathstream.services.escnn.training.data import lymph_node_event
     from pathstream.services.escnn.training.evaluation import LnPrediction, evaluate_predictions, roc_png_for
-    from pathstream.shared.devices import resolve_device
     from pathstream.training.annotated_slides import find_annotated_slides, ingest_annotated, ln_label
 
     settings = get_settings()
@@ -177,10 +177,10 @@ def train(
 
     Several GPUs: torchrun --standalone --nproc_per_node=N -m pathstream.services.cli train escnn ...
     """
+    from pathstream.backbones.devices import resolve_device
     from pathstream.services.escnn.training.data import read_manifest, split_by_study
     from pathstream.services.escnn.training.distributed import from_environment
     from pathstream.services.escnn.training.trainer import EscnnTrainingConfig, train_escnn
-    from pathstream.shared.devices import resolve_device
 
     if labels not in ("ln", "slide"):
         raise PathStreamError(

@@ -1,6 +1,6 @@
 """Data-parallel ESCNN training across processes (one per GPU), launched by `torchrun`.
 
-Paper 004 dispatched one image per GPU per step and averaged the gradients (Horovod). This is the
+Huang et al. (2022) dispatched one image per GPU per step and averaged the gradients (Horovod). This is the
 same computation as `torch.nn.parallel.DistributedDataParallel`, done by hand: DDP's reducer hooks
 fire when autograd accumulates into `.grad` during a module forward/backward, but the streaming
 engine accumulates gradients tile by tile outside any module call (`pathstream.services.escnn.streaming`), so

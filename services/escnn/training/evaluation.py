@@ -1,7 +1,7 @@
 """ESCNN evaluation from LN-level predictions: LN-level and slide-level ROC AUC with 95 % CIs,
 sensitivity, specificity and MCC at the operating thresholds, and a ROC curve PNG.
 
-A slide's score is the maximum over its LNs (paper 004), and a slide is positive when any of its
+A slide's score is the maximum over its LNs (Huang et al. 2022), and a slide is positive when any of its
 LNs is. Metrics come from `pathstream.training.classification_metrics`.
 """
 

@@ -1,4 +1,4 @@
-"""Forward-corrected cross-entropy for noisy binary labels (Patrini et al. 2017; paper 004).
+"""Forward-corrected cross-entropy for noisy binary labels (Patrini et al. 2017; Huang et al. 2022).
 
 The network estimates the clean class posterior p(y | x). With a label-noise transition matrix
 T[i, j] = P(observed label j | true label i), the posterior of the *observed* label is p(y | x) T,

@@ -1,4 +1,4 @@
-"""Training augmentation and class balancing for the marrow classifiers (paper 000: "random sized
+"""Training augmentation and class balancing for the marrow classifiers (Eckardt et al.: "random sized
 cropping, color shifting and linear transformations, to balance the data sets").
 
 `Augmentation(strength)` draws, per image, one random-sized crop, one affine map and one colour

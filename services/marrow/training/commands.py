@@ -157,11 +157,11 @@ def train(
 ) -> None:
     """Train MDS / AML / donor ROI classifiers: patient-level k-fold cross-validation, Optuna search
     (resumable), metrics with 95% CIs, ROC plot, and the best configuration exported as OUT/best.pt."""
+    from pathstream.backbones.devices import resolve_device
     from pathstream.services.marrow.model import MarrowTask
     from pathstream.services.marrow.training.dataset import load_cohort, read_csv_records, read_folder_records
     from pathstream.services.marrow.training.trainer import TrainingConfig, imagenet_weight_files
     from pathstream.services.marrow.training.tuning import SearchSpace, train_marrow
-    from pathstream.shared.devices import resolve_device
 
     if (csv_path is None) == (folders is None):
         raise _invalid("Give exactly one of --csv and --folders.", "See `pathstream train marrow --help`.")

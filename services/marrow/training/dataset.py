@@ -10,7 +10,7 @@ Two input layouts are accepted:
   name without its suffix is the patient id. Both forms may be mixed under one label folder.
   Images are `.png`, `.jpg`, `.jpeg`, `.tif` or `.tiff`; hidden files and folders are ignored.
 
-Every ROI carries its patient's diagnosis (paper 000: case-level labels, no cell-level labels), so a
+Every ROI carries its patient's diagnosis (Eckardt et al.: case-level labels, no cell-level labels), so a
 patient with two labels is an error, and so is anything a person must fix (unknown label, missing
 or unreadable file, an empty set). Images are decoded once and kept in memory at the sizes training
 needs (see `load_cohort`).

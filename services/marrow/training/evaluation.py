@@ -1,4 +1,4 @@
-"""Cross-validated marrow metrics and the ROC figure (paper 000: recall, precision, accuracy and
+"""Cross-validated marrow metrics and the ROC figure (Eckardt et al.: recall, precision, accuracy and
 ROC AUC, each with a 95% confidence interval; Fig. 1 shows per-fold ROC curves and their mean).
 
 Per set of predictions (one fold, or all folds pooled), at image (ROI) level and at case level:

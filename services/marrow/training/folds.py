@@ -1,4 +1,4 @@
-"""Patient-level stratified k-fold cross-validation (paper 000: "Cases that were used for model
+"""Patient-level stratified k-fold cross-validation (Eckardt et al.: "Cases that were used for model
 training were strictly separated from cases that were used for testing").
 
 Patients, not images, are dealt into folds, so all ROIs of a patient land in the same test fold.
@@ -38,7 +38,7 @@ def patient_folds(patient_labels: Mapping[str, Hashable], k: int = 5, seed: int 
         raise PathStreamError(
             ErrorCode.INVALID_CONFIGURATION,
             f"Cross-validation needs at least 2 folds, got {k}.",
-            hint="Use --folds 5 (as paper 000) or any number from 2 up.",
+            hint="Use --folds 5 (as Eckardt et al.) or any number from 2 up.",
         )
     by_class: dict[Hashable, list[str]] = {}
     for patient, label in patient_labels.items():

@@ -21,7 +21,7 @@ def test_stride_and_receptive_field(backbone: str, field: int) -> None:
     assert geometry.receptive_field == field
 
 
-@pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("backbone", ["resnet18", pytest.param("resnet50", marks=pytest.mark.slow)])
 def test_receptive_field_is_exactly_what_autograd_says(backbone: str) -> None:
     """The input pixels one output depends on (by back-propagation) are the predicted span."""
     model, geometry = _geometry(backbone)

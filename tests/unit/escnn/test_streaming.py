@@ -28,6 +28,15 @@ def _ids(case: tuple[int, int, float, int]) -> str:
     return f"{case[0]}x{case[1]}-white{case[2]:g}-tile{case[3]}"
 
 
+def _with_slow_marks(cases: list[tuple[int, int, float, int]], slow_from: tuple[int, int]) -> list[object]:
+    """The cases from `slow_from` (height, width) on run in the full suite only; the smaller ones keep
+    streaming-vs-ordinary exactness in the fast tier."""
+    first_slow = next(i for i, case in enumerate(cases) if case[:2] == slow_from)
+    return [
+        case if i < first_slow else pytest.param(case, marks=pytest.mark.slow) for i, case in enumerate(cases)
+    ]
+
+
 def _grads(model: EscnnModel) -> list[torch.Tensor]:
     return [
         p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in model.parameters()
@@ -41,7 +50,7 @@ def _ordinary_step(model: EscnnModel, image: np.ndarray, target: float) -> tuple
     return loss.item(), _grads(model)
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", _with_slow_marks(CASES, slow_from=(1300, 1500)), ids=_ids)
 def test_inference_equals_the_ordinary_forward(
     resnet18: EscnnModel, case: tuple[int, int, float, int]
 ) -> None:
@@ -62,7 +71,7 @@ def test_inference_equals_the_ordinary_forward(
 
 def _noise_floor(model: EscnnModel, image: np.ndarray, target: float) -> list[torch.Tensor]:
     """The same ordinary step computed differently (1 thread, channels-last): the gradient noise
-    that mere summation order causes, through argmax near-ties of the max pooling (DESIGN.md s. 5)."""
+    that mere summation order causes, through argmax near-ties of the max pooling (README, "ESCNN core")."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     model.to(memory_format=torch.channels_last)
@@ -86,7 +95,7 @@ def _errors(ours: list[torch.Tensor], reference: list[torch.Tensor]) -> tuple[fl
     return (difference / scale).item(), worst, cosine
 
 
-@pytest.mark.parametrize("case", CASES[1:4], ids=_ids)
+@pytest.mark.parametrize("case", _with_slow_marks(CASES[1:4], slow_from=(1100, 900)), ids=_ids)
 def test_training_gradients_equal_the_ordinary_backward(
     resnet18: EscnnModel, case: tuple[int, int, float, int]
 ) -> None:
@@ -108,6 +117,7 @@ def test_training_gradients_equal_the_ordinary_backward(
     assert worst <= max(1e-4, floor_worst)
 
 
+@pytest.mark.slow
 def test_skipping_white_tiles_changes_nothing(resnet18: EscnnModel) -> None:
     """Skip on (white tiles and gradient-free tiles skipped) vs off (every tile computed in the
     forward and the backward pass, like the original streaming CNN): bit-identical results."""

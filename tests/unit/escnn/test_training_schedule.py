@@ -1,4 +1,4 @@
-"""The plateau schedule (paper 004: lr -> 1e-6 after 16 stalled epochs, stop after 16 more) and the
+"""The plateau schedule (Huang et al. 2022: lr -> 1e-6 after 16 stalled epochs, stop after 16 more) and the
 training configuration's checks."""
 
 from __future__ import annotations
