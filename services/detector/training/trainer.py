@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from pathstream.backbones.imagenet import normalise_uint8
 from pathstream.services.detector.inference import LymphNodeSegmenter, padded_region
 from pathstream.services.detector.model import (
@@ -35,13 +36,12 @@ from pathstream.services.detector.training.dataset import TrainingImage
 from pathstream.services.detector.training.evaluation import DetectorMetrics, evaluate_images
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.logs import get_logger
+from pathstream.training.loop import Evaluation, Plateau, Step, TrainingLoop, load_if_resuming
 from pathstream.training.stain import StainJitter
 from pathstream.training.state import (
     BEST_CHECKPOINT,
     METRICS_LOG,
     RESUME_STATE,
-    InterruptFlag,
-    load_resume_state,
     restore_rng,
     rng_state_text,
     save_state_atomically,
@@ -181,18 +181,22 @@ def train_detector(
         weight_decay=config.weight_decay,
     )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.iterations)
-    iteration, best_iou, best_iteration, best_metrics = 0, -1.0, 0, {}
+    iteration = 0
+    # IoU is never negative, so -1 makes the first validation the best so far.
+    plateau = Plateau(best=-1.0)
+    best_metrics: dict[str, Any] = {}
     resume_path = out_dir / RESUME_STATE
-    if resume and resume_path.is_file():
-        state = load_resume_state(resume_path, json.dumps(config.to_json()))
+    state = load_if_resuming(resume_path, json.dumps(config.to_json()), resume)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         restore_rng(rng, state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
-        iteration, best_iou = state["iteration"], state["best_iou"]
-        best_iteration, best_metrics = state["best_iteration"], json.loads(state["best_metrics"])
-        log.info("training_resumed", iteration=iteration, best_iou=best_iou)
+        iteration = state["iteration"]
+        plateau = Plateau(best=state["best_iou"], best_at=state["best_iteration"])
+        best_metrics = json.loads(state["best_metrics"])
+        log.info("training_resumed", iteration=iteration, best_iou=plateau.best)
     sampler = CropSampler(train, config, rng)
 
     def save_resume_state() -> None:
@@ -204,10 +208,10 @@ def train_detector(
                 "schedule": schedule.state_dict(),
                 "numpy_rng": rng_state_text(rng),
                 "torch_rng": torch.get_rng_state(),
-                "iteration": iteration,
-                "best_iou": best_iou,
-                "best_iteration": best_iteration,
-                "best_metrics": json.dumps(best_metrics),
+                "iteration": loop.done,
+                "best_iou": plateau.best,
+                "best_iteration": plateau.best_at,
+                "best_metrics": json.dumps(loop.best_summary),
             },
             resume_path,
         )
@@ -218,57 +222,65 @@ def train_detector(
         model.train()
         return metrics
 
-    stop = InterruptFlag()
-    try:
-        model.train()
-        while iteration < config.iterations:
-            if stop.raised:
-                raise KeyboardInterrupt
-            images, labels = sampler.batch()
-            logits = model(normalise_uint8(images.to(device)))
-            loss = F.cross_entropy(logits, labels.to(device))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            iteration += 1
-            values = {"loss": float(loss.item()), "lr": float(schedule.get_last_lr()[0])}
-            if iteration % config.validate_every == 0 or iteration == config.iterations:
-                metrics = validate()
-                values.update(val_iou=metrics.iou, val_pixel_accuracy=metrics.pixel_accuracy)
-                record = {"iteration": iteration, **values, "val_count_mae": metrics.count_mae}
-                with (out_dir / METRICS_LOG).open("a") as handle:
-                    handle.write(json.dumps(record) + "\n")
-                if metrics.iou > best_iou:
-                    best_iou, best_iteration = metrics.iou, iteration
-                    best_metrics = {k: v for k, v in metrics.to_json().items() if k != "slides"}
-                    save_checkpoint(
-                        model,
-                        out_dir / BEST_CHECKPOINT,
-                        {
-                            "iteration": iteration,
-                            "metrics": json.dumps(best_metrics),
-                            "training": json.dumps(config.to_json()),
-                        },
-                    )
-                log.info("detector_validated", iteration=iteration, **values)
-            if iteration % config.save_every == 0 or iteration == config.iterations:
-                save_resume_state()
-            if progress is not None:
-                progress(iteration, config.iterations, values)
-    except KeyboardInterrupt:
-        # Only reached between iterations (see InterruptFlag), so the saved state is consistent.
-        save_resume_state()
-        log.warning("training_interrupted", iteration=iteration, resume_state=str(resume_path))
-        raise
-    finally:
-        stop.restore()
+    def run_iteration(index: int) -> Step:
+        loop.interruption_point()
+        images, labels = sampler.batch()
+        logits = model(normalise_uint8(images.to(device)))
+        loss = F.cross_entropy(logits, labels.to(device))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        done = index + 1
+        values = {"loss": float(loss.item()), "lr": float(schedule.get_last_lr()[0])}
+        if done % config.validate_every != 0 and done != config.iterations:
+            return Step(values)
+        metrics = validate()
+        values.update(val_iou=metrics.iou, val_pixel_accuracy=metrics.pixel_accuracy)
+        record = {"iteration": done, **values, "val_count_mae": metrics.count_mae}
+        summary = {k: v for k, v in metrics.to_json().items() if k != "slides"}
+        return Step(values, Evaluation(metrics.iou, record, summary))
+
+    def save_best(done: int, evaluation: Evaluation) -> None:
+        save_checkpoint(
+            model,
+            out_dir / BEST_CHECKPOINT,
+            {
+                "iteration": done,
+                "metrics": json.dumps(evaluation.summary),
+                "training": json.dumps(config.to_json()),
+            },
+        )
+
+    def validated(done: int, record: dict[str, Any]) -> None:
+        values = {k: v for k, v in record.items() if k not in ("iteration", "val_count_mae")}
+        log.info("detector_validated", iteration=done, **values)
+
+    loop = TrainingLoop(
+        run_iteration,
+        total=config.iterations,
+        done=iteration,
+        plateau=plateau,
+        higher_is_better=True,
+        best_summary=best_metrics,
+        metrics=out_dir / METRICS_LOG,
+        save=save_resume_state,
+        save_every=config.save_every,
+        on_best=save_best,
+        on_evaluated=validated,
+        on_interrupt=lambda: log.warning(
+            "training_interrupted", iteration=loop.done, resume_state=str(resume_path)
+        ),
+        progress=(lambda done, values: progress(done, config.iterations, values)) if progress else None,
+    )
+    model.train()
+    result = loop.run()
     best = out_dir / BEST_CHECKPOINT
     return TrainingOutcome(
         best_checkpoint=best,
         model_version=checkpoint_version(best),
-        best_iteration=best_iteration,
-        best_metrics=best_metrics,
-        iterations=iteration,
+        best_iteration=plateau.best_at,
+        best_metrics=loop.best_summary,
+        iterations=result.done,
         seconds=time.perf_counter() - started,
     )

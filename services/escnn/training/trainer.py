@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from pathstream.services.escnn.model import (
     build_escnn,
     calibrate_batchnorm,
@@ -42,15 +43,9 @@ from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.logs import get_logger
 from pathstream.shared.tilestore.reader import TileStore
 from pathstream.training.classification_metrics import roc_auc
+from pathstream.training.loop import Evaluation, Plateau, Step, TrainingLoop, load_if_resuming
 from pathstream.training.stain import StainJitter
-from pathstream.training.state import (
-    BEST_CHECKPOINT,
-    METRICS_LOG,
-    RESUME_STATE,
-    InterruptFlag,
-    load_resume_state,
-    save_state_atomically,
-)
+from pathstream.training.state import BEST_CHECKPOINT, METRICS_LOG, RESUME_STATE, save_state_atomically
 
 log = get_logger(__name__)
 
@@ -120,28 +115,31 @@ class Prediction:
     logit: float
 
 
-@dataclass
-class _Plateau:
-    """Lowest validation loss so far and how long ago it was reached."""
+class _Plateau(Plateau):
+    """`Plateau` under the names ESCNN resume states have always stored, so older `last.pt` files
+    still resume."""
 
-    best_loss: float = math.inf
-    best_epoch: int = 0
-    stalled: int = 0
-    reduced: bool = False
+    def __init__(
+        self, best_loss: float = math.inf, best_epoch: int = 0, stalled: int = 0, reduced: bool = False
+    ) -> None:
+        super().__init__(best_loss, best_epoch, stalled, reduced)
 
-    def update(self, loss: float, epoch: int, patience: int) -> tuple[bool, str | None]:
-        """Record an epoch's validation loss -> (is it a new best, "reduce" / "stop" / None)."""
-        if loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.stalled = loss, epoch, 0
-            return True, None
-        self.stalled += 1
-        if self.stalled < patience:
-            return False, None
-        self.stalled = 0
-        if not self.reduced:
-            self.reduced = True
-            return False, "reduce"
-        return False, "stop"
+    @property
+    def best_loss(self) -> float:
+        return self.best
+
+    @property
+    def best_epoch(self) -> int:
+        return self.best_at
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form: {"best_loss", "best_epoch", "stalled", "reduced"}."""
+        return {
+            "best_loss": self.best,
+            "best_epoch": self.best_at,
+            "stalled": self.stalled,
+            "reduced": self.reduced,
+        }
 
 
 class _Stores:
@@ -236,8 +234,8 @@ def train_escnn(
     epoch, position, steps = 0, 0, 0
     best_metrics: dict[str, Any] = {}
     resume_path = out_dir / RESUME_STATE
-    if resume and resume_path.is_file():
-        state = load_resume_state(resume_path, json.dumps(config.to_json()))
+    state = load_if_resuming(resume_path, json.dumps(config.to_json()), resume)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         epoch, position, steps = state["epoch"], state["position"], state["steps"]
@@ -253,11 +251,11 @@ def train_escnn(
                 "config": json.dumps(config.to_json()),
                 "model": model.state_dict(),
                 "optimiser": optimiser.state_dict(),
-                "epoch": epoch,
+                "epoch": loop.done,
                 "position": position,
                 "steps": steps,
-                "plateau": json.dumps(asdict(plateau)),
-                "best_metrics": json.dumps(best_metrics),
+                "plateau": json.dumps(plateau.to_json()),
+                "best_metrics": json.dumps(loop.best_summary),
             },
             resume_path,
         )
@@ -269,115 +267,116 @@ def train_escnn(
     if plateau.reduced:
         set_learning_rate(config.reduced_learning_rate)
 
-    stop = InterruptFlag()
-    stopped = "max_epochs"
-    try:
-        while epoch < config.max_epochs:
-            epoch_started = time.perf_counter()
-            order = [int(i) for i in np.random.default_rng([config.seed, epoch]).permutation(len(train))]
-            mine = shard(len(train), order, distributed)
-            losses: list[float] = []
-            pending = 0
-            while position < len(mine):
-                example = train[mine[position]]
-                rng = np.random.default_rng(
-                    [config.seed, epoch, position, distributed.rank if distributed else 0]
-                )
-                augmentation = draw_augmentation(rng, config.flip, config.rotate, stain)
-                source = augmentation.view(example_source(example, stores.get(example.store_uri)))
-                losses.append(engine.train_step(source, float(example.label), noise.loss))
-                pending += 1
-                position += 1
-                if pending == config.images_per_step or position == len(mine):
-                    if pending > 1:
-                        for param in params:
-                            if param.grad is not None:
-                                param.grad /= pending
-                    if distributed is not None:
-                        distributed.average_gradients(params)
-                    optimiser.step()
-                    optimiser.zero_grad(set_to_none=True)
-                    pending, steps = 0, steps + 1
-                    interrupted = distributed.any(stop.raised) if distributed else stop.raised
-                    if interrupted:
-                        raise KeyboardInterrupt
-                    if steps % config.save_every == 0:
-                        save_resume_state()
-                if progress is not None and main:
-                    progress(
-                        {
-                            "epoch": epoch + 1,
-                            "image": position,
-                            "images": len(mine),
-                            "loss": float(np.mean(losses)),
-                        }
-                    )
-            predictions = _predict(engine, val, stores, distributed)
-            train_loss = float(np.mean(losses)) if losses else math.nan
-            if distributed is not None:
-                train_loss = float(np.nanmean(distributed.gather(train_loss)))
-            val_loss = validation_loss(predictions, noise)
-            val_auc = validation_auc(predictions)
-            epoch, position = epoch + 1, 0
-            improved, action = plateau.update(val_loss, epoch, config.patience)
-            record = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_auc": val_auc,
-                "lr": optimiser.param_groups[0]["lr"],
-                "seconds": round(time.perf_counter() - epoch_started, 2),
-                "images_per_minute": round(
-                    len(losses) * (distributed.world_size if distributed else 1)
-                    * 60.0 / max(time.perf_counter() - epoch_started, 1e-9), 3
-                ),
-                "best": improved,
-            }  # fmt: skip
-            if improved:
-                best_metrics = {"epoch": epoch, "val_loss": val_loss, "val_auc": val_auc}
-                if main:
-                    save_checkpoint(
-                        model,
-                        out_dir / BEST_CHECKPOINT,
-                        {"metrics": json.dumps(best_metrics), "training": json.dumps(config.to_json())},
-                    )
-            if action == "reduce":
-                set_learning_rate(config.reduced_learning_rate)
-                log.info("learning_rate_reduced", epoch=epoch, lr=config.reduced_learning_rate)
-            if main:
-                with (out_dir / METRICS_LOG).open("a") as handle:
-                    handle.write(json.dumps(record) + "\n")
-                log.info("escnn_epoch", **record)
+    def run_epoch(index: int) -> Step:
+        nonlocal position, steps
+        epoch_started = time.perf_counter()
+        order = [int(i) for i in np.random.default_rng([config.seed, index]).permutation(len(train))]
+        mine = shard(len(train), order, distributed)
+        losses: list[float] = []
+        pending = 0
+        while position < len(mine):
+            example = train[mine[position]]
+            rng = np.random.default_rng(
+                [config.seed, index, position, distributed.rank if distributed else 0]
+            )
+            augmentation = draw_augmentation(rng, config.flip, config.rotate, stain)
+            source = augmentation.view(example_source(example, stores.get(example.store_uri)))
+            losses.append(engine.train_step(source, float(example.label), noise.loss))
+            pending += 1
+            position += 1
+            if pending == config.images_per_step or position == len(mine):
+                if pending > 1:
+                    for param in params:
+                        if param.grad is not None:
+                            param.grad /= pending
+                if distributed is not None:
+                    distributed.average_gradients(params)
+                optimiser.step()
+                optimiser.zero_grad(set_to_none=True)
+                pending, steps = 0, steps + 1
+                # Every rank must take part in the vote, raised or not, or the others hang.
+                loop.interruption_point(distributed.any if distributed else None)
+                if steps % config.save_every == 0:
+                    save_resume_state()
             if progress is not None and main:
                 progress(
                     {
-                        "epoch": epoch,
-                        "image": len(mine),
+                        "epoch": index + 1,
+                        "image": position,
                         "images": len(mine),
-                        "loss": train_loss,
-                        "val_loss": val_loss,
-                        "val_auc": math.nan if val_auc is None else val_auc,
+                        "loss": float(np.mean(losses)),
                     }
                 )
-            save_resume_state()
-            if action == "stop":
-                stopped = "plateau"
-                break
-    except KeyboardInterrupt:
-        # Only raised at a step boundary (see InterruptFlag), so the saved state is consistent.
-        save_resume_state()
-        log.warning("training_interrupted", epoch=epoch, position=position, resume_state=str(resume_path))
-        raise
-    finally:
-        stop.restore()
+        predictions = _predict(engine, val, stores, distributed)
+        train_loss = float(np.mean(losses)) if losses else math.nan
+        if distributed is not None:
+            train_loss = float(np.nanmean(distributed.gather(train_loss)))
+        val_loss = validation_loss(predictions, noise)
+        val_auc = validation_auc(predictions)
+        position = 0
+        record = {
+            "epoch": index + 1,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_auc": val_auc,
+            "lr": optimiser.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - epoch_started, 2),
+            "images_per_minute": round(
+                len(losses) * (distributed.world_size if distributed else 1)
+                * 60.0 / max(time.perf_counter() - epoch_started, 1e-9), 3
+            ),
+        }  # fmt: skip
+        values = {
+            "epoch": index + 1,
+            "image": len(mine),
+            "images": len(mine),
+            "loss": train_loss,
+            "val_loss": val_loss,
+            "val_auc": math.nan if val_auc is None else val_auc,
+        }
+        summary = {"epoch": index + 1, "val_loss": val_loss, "val_auc": val_auc}
+        return Step(values, Evaluation(val_loss, record, summary))
+
+    def save_best(done: int, evaluation: Evaluation) -> None:
+        if main:
+            save_checkpoint(
+                model,
+                out_dir / BEST_CHECKPOINT,
+                {"metrics": json.dumps(evaluation.summary), "training": json.dumps(config.to_json())},
+            )
+
+    def reduce_learning_rate(done: int) -> None:
+        set_learning_rate(config.reduced_learning_rate)
+        log.info("learning_rate_reduced", epoch=done, lr=config.reduced_learning_rate)
+
+    def interrupted() -> None:
+        log.warning("training_interrupted", epoch=loop.done, position=position, resume_state=str(resume_path))
+
+    loop = TrainingLoop(
+        run_epoch,
+        total=config.max_epochs,
+        done=epoch,
+        plateau=plateau,
+        patience=config.patience,
+        best_summary=best_metrics,
+        best_key="best",
+        metrics=out_dir / METRICS_LOG if main else None,
+        save=save_resume_state,
+        on_best=save_best,
+        on_reduce=reduce_learning_rate,
+        on_evaluated=(lambda done, record: log.info("escnn_epoch", **record)) if main else None,
+        on_interrupt=interrupted,
+        progress=(lambda done, values: progress(values)) if progress is not None and main else None,
+    )
+    result = loop.run()
     best = out_dir / BEST_CHECKPOINT
     return EscnnTrainingOutcome(
         best_checkpoint=best,
         model_version=checkpoint_version(best) if best.is_file() else "",
         best_epoch=plateau.best_epoch,
-        best_metrics=best_metrics,
-        epochs=epoch,
-        stopped=stopped,
+        best_metrics=loop.best_summary,
+        epochs=result.done,
+        stopped="plateau" if result.stopped_early else "max_epochs",
         seconds=time.perf_counter() - started,
     )
 

@@ -25,6 +25,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
 from pathstream.services.marrow.architectures import ARCHITECTURES, build_network, load_imagenet_weights
 from pathstream.services.marrow.model import MarrowClassifier, MarrowModelSpec, MarrowTask
 from pathstream.services.marrow.training.augment import Augmentation, balanced_order
@@ -33,9 +36,8 @@ from pathstream.services.marrow.training.evaluation import Predictions
 from pathstream.services.marrow.training.folds import Fold, split_images
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.logs import get_logger
+from pathstream.training.loop import Step, TrainingLoop
 from pathstream.training.state import InterruptFlag
-from torch import nn
-from torch.utils.data import DataLoader
 
 log = get_logger(__name__)
 
@@ -188,7 +190,8 @@ def train_network(
     # Drop a last short batch rather than feed batch normalisation a single image.
     steps_per_epoch = per_epoch // config.batch_size if per_epoch > config.batch_size else 1
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps_per_epoch * config.epochs)
-    for epoch in range(config.epochs):
+
+    def run_epoch(epoch: int) -> Step:
         started = time.perf_counter()
         dataset.set_epoch(epoch, balanced_order(labels, order_rng))
         loader = DataLoader(
@@ -206,8 +209,7 @@ def train_network(
             optimiser.step()
             schedule.step()
             losses.append(float(loss.detach()))
-            if stop is not None and stop.raised:
-                raise KeyboardInterrupt
+            loop.interruption_point()
         mean_loss = float(np.mean(losses)) if losses else math.nan
         log.debug(
             "marrow_epoch",
@@ -216,10 +218,20 @@ def train_network(
             loss=round(mean_loss, 5),
             seconds=round(time.perf_counter() - started, 2),
         )
-        if progress is not None:
-            progress(
-                {"fold": fold, "folds": folds, "epoch": epoch + 1, "epochs": config.epochs, "loss": mean_loss}
-            )
+        return Step(
+            {"fold": fold, "folds": folds, "epoch": epoch + 1, "epochs": config.epochs, "loss": mean_loss}
+        )
+
+    # The caller owns the interrupt flag (one for all folds and the export); without one, Ctrl-C
+    # keeps its default effect.
+    loop = TrainingLoop(
+        run_epoch,
+        total=config.epochs,
+        stop=stop,
+        catch_signals=False,
+        progress=(lambda done, values: progress(values)) if progress is not None else None,
+    )
+    loop.run()
     return network.eval()
 
 

@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pathstream.backbones.model_files import model_version, read_torch_file
 from pathstream.services.marrow.architectures import ARCHITECTURES
 from pathstream.services.marrow.model import MarrowModelSpec, save_marrow_checkpoint
 from pathstream.services.marrow.training.dataset import MarrowCohort
@@ -52,7 +54,7 @@ from pathstream.services.marrow.training.trainer import (
 )
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.logs import get_logger
-from pathstream.shared.model_files import model_version, read_torch_file
+from pathstream.training.loop import interruptible
 from pathstream.training.state import BEST_CHECKPOINT, InterruptFlag
 
 log = get_logger(__name__)
@@ -385,8 +387,9 @@ def train_marrow(
     storage = storage or f"sqlite:///{(out / OPTUNA_DB).resolve()}"
     study_name = study_name or f"marrow-{cohort.task.value}"
     setup = _setup(cohort, base, space, folds, weights)
-    stop = InterruptFlag()
-    try:
+    with interruptible(
+        lambda: log.warning("marrow_training_interrupted", out=str(out), resume="run the same command again")
+    ) as stop:
         study, new, trial_number = None, 0, None
         if trials > 0:
             study = _open_study(storage, study_name, setup)
@@ -470,11 +473,6 @@ def train_marrow(
         else:
             version = model_version("marrow", checkpoint)
         log.info("marrow_exported", checkpoint=str(checkpoint), model_version=version, retrained=retrained)
-    except KeyboardInterrupt:
-        log.warning("marrow_training_interrupted", out=str(out), resume="run the same command again")
-        raise
-    finally:
-        stop.restore()
     return MarrowTrainingOutcome(
         checkpoint=checkpoint,
         model_version=version,
