@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
+
 from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Specimen
 from pathstream.shared.settings import PathStreamSettings, get_settings
-from rich.console import Console
 
 console = Console(highlight=False)
 
@@ -34,45 +35,12 @@ def _progress_bar() -> Iterator[Any]:
 def run_pipeline(
     settings: PathStreamSettings, slides: list[Path], study: str | None, specimen: Specimen, out: Path
 ) -> list[dict[str, Any]]:
-    """Run `slides` through the embedded pipeline with the configured models; return each study's
-    result (`pathstream.services.embedded.report_view.study_result`)."""
-    from pathstream.services.detector.app import load_segmenter
-    from pathstream.services.detector.handler import DetectorHandler
-    from pathstream.services.embedded.pipeline import EmbeddedPipeline, plan_slides
-    from pathstream.services.escnn.app import load_scorer
-    from pathstream.services.escnn.handler import EscnnHandler
-    from pathstream.services.marrow.app import load_classifier
-    from pathstream.services.marrow.handler import MarrowHandler
-    from pathstream.services.reporter.study_view import study_result
+    """Run `slides` through the embedded pipeline with the configured models, showing progress;
+    return each study's result (`pathstream.services.embedded.batch.run_slides`)."""
+    from pathstream.services.embedded.batch import run_slides
 
-    planned = plan_slides(slides, study)
-    # Slides named on the command line are the operator's explicit choice: allow their folders.
-    roots = list(dict.fromkeys([*settings.allowed_roots, *(str(s.path.parent) for s in planned)]))
-    settings = settings.model_copy(update={"allowed_roots": roots})
-    out.mkdir(parents=True, exist_ok=True)
     with _progress_bar() as progress:
-        progress("loading models", 0, 1)
-        detector = escnn = marrow = None
-        if specimen == Specimen.BONE_MARROW:
-            marrow = MarrowHandler(settings, load_classifier(settings))
-        else:
-            detector = DetectorHandler(settings, load_segmenter(settings))
-            escnn = EscnnHandler(settings, load_scorer(settings))
-        progress("loading models", 1, 1)
-        pipeline = EmbeddedPipeline(settings, out, detector, escnn, progress, marrow=marrow)
-        try:
-            studies = pipeline.run(planned, specimen)
-            with pipeline.sessions() as session:
-                results = [study_result(session, study_id) for study_id in studies]
-        finally:
-            pipeline.close()
-    for result in results:
-        for slide in result["slides"]:
-            if slide["marrow"] is not None:
-                slide["marrow_json"] = str(out / slide["slide_id"] / "marrow.json")
-            else:
-                slide["geojson"] = str(out / slide["slide_id"] / "lymph_nodes.geojson")
-    return results
+        return run_slides(settings, slides, study, specimen, out, progress)
 
 
 def run(
@@ -124,23 +92,13 @@ def demo(
     The demo models are small and trained on synthetic slides: for demonstration only. Clinical use
     needs models trained and validated on real data.
     """
-    from pathstream.services.demo.cohort import write_demo_smears, write_demo_study
-    from pathstream.services.demo.run import demo_settings, truth_by_ln
+    from pathstream.services.demo.run import run_demo
     from pathstream.services.embedded.report_view import render_study
-    from pathstream.shared.naming import slide_id_for
 
     out = out.resolve()
-    written = write_demo_study(out / "slides", slides)
-    settings = demo_settings(get_settings(), out)
-    results = run_pipeline(settings, [s.path for s in written], None, Specimen.LYMPH_NODE, out / "results")
-    truth = truth_by_ln(settings, written)
-    marrow_results: list[dict[str, Any]] = []
-    if smears:
-        smear_files = write_demo_smears(out / "smears", smears)
-        truth["marrow"] = {slide_id_for(s.path): s.label.value for s in smear_files}
-        marrow_results = run_pipeline(
-            settings, [s.path for s in smear_files], None, Specimen.BONE_MARROW, out / "results"
-        )
+    with _progress_bar() as progress:
+        demo_run = run_demo(get_settings(), out, slides, smears, progress)
+    results, marrow_results, truth = demo_run.lymph_node_results, demo_run.marrow_results, demo_run.truth
     if as_json:
         print(json.dumps({"out": str(out), "studies": results + marrow_results, "truth": truth}, indent=2))
         return

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pathstream.services.demo.cohort import MARROW_FIELD_PX, DemoSlide
+from sqlalchemy import select
+
+from pathstream.services.demo.cohort import MARROW_FIELD_PX, DemoSlide, write_demo_smears, write_demo_study
+from pathstream.services.embedded.batch import run_slides
+from pathstream.services.embedded.pipeline import Progress
 from pathstream.services.escnn.lymph_node_source import inside_grid
 from pathstream.services.reporter.staging import pn_category
 from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.db.models import LymphNode
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.events import LnLabel
+from pathstream.shared.events import LnLabel, Specimen
 from pathstream.shared.naming import slide_id_for
 from pathstream.shared.settings import PathStreamSettings
-from sqlalchemy import select
 
 CHECKPOINTS = Path(__file__).with_name("checkpoints")
 DETECTOR_CHECKPOINT = CHECKPOINTS / "detector.pt"
@@ -103,3 +107,37 @@ def truth_by_ln(settings: PathStreamSettings, slides: list[DemoSlide]) -> dict[s
         "lymph_nodes_total": sum(len(s.truth.lymph_nodes) for s in slides),
         "pn_category": pn_category(positives),
     }
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What `run_demo` produced: the LN study's and the smear study's results, and the known truth."""
+
+    lymph_node_results: list[dict[str, Any]]
+    marrow_results: list[dict[str, Any]]
+    truth: dict[str, Any]
+    """`truth_by_ln`'s summary, with "marrow": {slide_id: true label} when smears were run."""
+
+
+def run_demo(
+    settings: PathStreamSettings, out: Path, slides: int, smears: int, progress: Progress | None = None
+) -> DemoRun:
+    """Write a synthetic LN study of `slides` slides and a smear study of `smears` smears (0: none)
+    under `out`, run both through the embedded pipeline with the bundled demo models and return
+    their results and truth. Raises `PathStreamError(MODEL_UNAVAILABLE)` when a demo checkpoint is
+    missing."""
+    out = out.resolve()
+    written = write_demo_study(out / "slides", slides)
+    settings = demo_settings(settings, out)
+    results = run_slides(
+        settings, [s.path for s in written], None, Specimen.LYMPH_NODE, out / "results", progress
+    )
+    truth = truth_by_ln(settings, written)
+    marrow_results: list[dict[str, Any]] = []
+    if smears:
+        smear_files = write_demo_smears(out / "smears", smears)
+        truth["marrow"] = {slide_id_for(s.path): s.label.value for s in smear_files}
+        marrow_results = run_slides(
+            settings, [s.path for s in smear_files], None, Specimen.BONE_MARROW, out / "results", progress
+        )
+    return DemoRun(results, marrow_results, truth)

@@ -10,41 +10,26 @@ from __future__ import annotations
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
-from pathstream.services.detector.handler import DetectorHandler
+
 from pathstream.services.detector.inference import LymphNodeSegmenter
+from pathstream.services.detector.loader import detector_handler, load_segmenter
 from pathstream.shared.bus.app import service_app
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.bus.worker import subscribe_handler
-from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import SlideScanned
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import Topic
 
+__all__ = ["GROUP_ID", "build_detector_app", "load_segmenter"]
+
 GROUP_ID = "detector"
-
-
-def load_segmenter(settings: PathStreamSettings) -> LymphNodeSegmenter:
-    """The segmenter `PATHSTREAM_DETECTOR_CHECKPOINT` names, on `PATHSTREAM_DEVICE`.
-
-    Raises `PathStreamError(MODEL_UNAVAILABLE)` when no checkpoint is configured or it is unusable.
-    """
-    if settings.detector_checkpoint is None:
-        raise PathStreamError(
-            ErrorCode.MODEL_UNAVAILABLE,
-            "No LN detector checkpoint is configured.",
-            hint="Set PATHSTREAM_DETECTOR_CHECKPOINT to a file written by `pathstream train detector`.",
-        )
-    device = None if settings.device == "auto" else settings.device
-    return LymphNodeSegmenter.from_checkpoint(
-        settings.detector_checkpoint, device=device, window=settings.detector_window
-    )
 
 
 def build_detector_app(
     settings: PathStreamSettings, segmenter: LymphNodeSegmenter | None = None
 ) -> tuple[FastStream, KafkaBroker]:
     """The detector's FastStream app and its broker; `segmenter` defaults to `load_segmenter`."""
-    handler = DetectorHandler(settings, segmenter or load_segmenter(settings))
+    handler = detector_handler(settings, segmenter)
     broker = build_broker(settings, description="PathStream LN detector")
 
     subscribe_handler(broker, settings, Topic.SLIDES_SCANNED, GROUP_ID, SlideScanned, handler.handle)

@@ -1,43 +1,41 @@
 """The embedded run: every service's handler in one process, SQLite and local TileDB, no servers.
 
 `EmbeddedPipeline.run` does for a list of slides what the distributed deployment does through
-Kafka: a `SlideScanned` per slide (as the scanner bridge would announce it), then for lymph-node
-slides the detector's handler and ESCNN's handler per LN, for bone-marrow smears the marrow
-service's handler, and the reporter's handler for every event, in that order. The
-handlers are the services' own (`services.*.handler`); only the transport differs, so an embedded
-report equals the distributed one for the same slides and models. Report versions are "published"
-by writing their FHIR document to `OUT/reports/`.
+Kafka: a `SlideScanned` per slide (the scanner bridge's own announcement,
+`services.scanner.announcement`), then for lymph-node slides the detector's handler and ESCNN's
+handler per LN, for bone-marrow smears the marrow service's handler, and the reporter's handler
+for every event, in that order. The handlers are the services' own (`services.*.handler`); only
+the transport differs, so an embedded report equals the distributed one for the same slides and
+models. Report versions are "published" by writing their FHIR document to `OUT/reports/`.
+`services.embedded.assembly` builds the pipeline from settings.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Engine
 
 from pathstream.services.detector.handler import DetectorHandler
 from pathstream.services.escnn.handler import EscnnHandler
 from pathstream.services.marrow.handler import MarrowHandler
 from pathstream.services.reporter.handler import ReporterHandler
 from pathstream.services.review.geojson_export import slide_feature_collection
+from pathstream.services.scanner.announcement import slide_scanned
 from pathstream.shared.atomic_files import write_bytes_atomically
-from pathstream.shared.db import migrate
-from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.db.models import LymphNode, MarrowResult
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.events import Event, LymphNodeDetected, ReportReady, SlideScanned, Specimen
+from pathstream.shared.events import Event, LymphNodeDetected, ReportReady, Specimen
 from pathstream.shared.logs import get_logger
 from pathstream.shared.naming import slide_id_for, study_id_from_name
 from pathstream.shared.settings import PathStreamSettings
-from pathstream.shared.tilestore.fingerprint import slide_sha256
 
 log = get_logger(__name__)
-
-_SCAN_NAMESPACE = uuid.UUID("5c2e7d10-8a4f-4b6e-9f31-0d7a2c6b8e45")
 
 Progress = Callable[[str, int, int], None]
 """progress(what, done, total): `what` is "slides" or "lymph nodes"."""
@@ -85,21 +83,24 @@ class EmbeddedPipeline:
         self,
         settings: PathStreamSettings,
         out: Path,
-        detector: DetectorHandler | None,
-        escnn: EscnnHandler | None,
-        progress: Progress | None = None,
+        engine: Engine,
+        reporter: ReporterHandler,
+        *,
+        detector: DetectorHandler | None = None,
+        escnn: EscnnHandler | None = None,
         marrow: MarrowHandler | None = None,
+        progress: Progress | None = None,
     ) -> None:
-        """`detector` and `escnn` are needed for lymph-node slides, `marrow` for bone-marrow smears."""
-        migrate.upgrade(settings.database_url)
+        """`reporter` works on sessions of `engine` (a migrated database), which `close` disposes of;
+        `detector` and `escnn` are needed for lymph-node slides, `marrow` for bone-marrow smears."""
         self.settings = settings
         self.out = out
         self.detector = detector
         self.escnn = escnn
         self.marrow = marrow
-        self.engine = create_db_engine(settings.database_url)
-        self.sessions = session_factory(self.engine)
-        self.reporter = ReporterHandler(settings, self.sessions)
+        self.engine = engine
+        self.reporter = reporter
+        self.sessions = reporter.sessions
         self.progress = progress or (lambda what, done, total: None)
         self.published: list[ReportReady] = []
 
@@ -137,16 +138,8 @@ class EmbeddedPipeline:
         return studies
 
     def _run_slide(self, slide: SlideInput, specimen: Specimen) -> None:
-        sha256 = slide_sha256(slide.path)
-        scanned = SlideScanned(
-            # The same file under the same id is the same scan: a rerun is a redelivery, not news.
-            event_id=uuid.uuid5(_SCAN_NAMESPACE, f"{slide.slide_id}/{slide.study_id}/{sha256}"),
-            slide_id=slide.slide_id,
-            study_id=slide.study_id,
-            specimen=specimen,
-            uri=str(slide.path),
-            sha256=sha256,
-        )
+        # The same file under the same ids is the same scan: a rerun is a redelivery, not news.
+        scanned = slide_scanned(slide.path, slide.slide_id, slide.study_id, specimen)
         self._report(scanned)
         if specimen == Specimen.BONE_MARROW:
             assert self.marrow is not None  # checked in run()

@@ -11,38 +11,26 @@ from __future__ import annotations
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
-from pathstream.services.marrow.handler import MarrowHandler
+
+from pathstream.services.marrow.loader import load_classifier, marrow_handler
 from pathstream.services.marrow.model import MarrowClassifier
 from pathstream.shared.bus.app import service_app
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.bus.worker import subscribe_handler
-from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import SlideScanned
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import Topic
 
+__all__ = ["GROUP_ID", "build_marrow_app", "load_classifier"]
+
 GROUP_ID = "marrow"
-
-
-def load_classifier(settings: PathStreamSettings) -> MarrowClassifier:
-    """The classifier `PATHSTREAM_MARROW_CHECKPOINT` names, on `PATHSTREAM_DEVICE`.
-
-    Raises `PathStreamError(MODEL_UNAVAILABLE)` when none is configured or it is unusable.
-    """
-    if settings.marrow_checkpoint is None:
-        raise PathStreamError(
-            ErrorCode.MODEL_UNAVAILABLE,
-            "No marrow classifier checkpoint is configured.",
-            hint="Set PATHSTREAM_MARROW_CHECKPOINT to the best.pt written by `pathstream train marrow`.",
-        )
-    return MarrowClassifier.from_checkpoint(settings.marrow_checkpoint, device=settings.device)
 
 
 def build_marrow_app(
     settings: PathStreamSettings, classifier: MarrowClassifier | None = None
 ) -> tuple[FastStream, KafkaBroker]:
     """The marrow worker's FastStream app and broker; `classifier` defaults to `load_classifier`."""
-    handler = MarrowHandler(settings, classifier or load_classifier(settings))
+    handler = marrow_handler(settings, classifier)
     broker = build_broker(settings, description="PathStream marrow classifier")
     subscribe_handler(broker, settings, Topic.SLIDES_SCANNED, GROUP_ID, SlideScanned, handler.handle)
     return service_app(broker, settings, GROUP_ID), broker

@@ -18,16 +18,17 @@ from typing import Any
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from sqlalchemy.orm import Session, sessionmaker
+
 from pathstream.services.reporter.handler import CONSUMER, REPORTER_INPUTS, ReporterHandler
+from pathstream.services.reporter.loader import reporter_handler
 from pathstream.shared.bus.app import service_app
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.bus.publish import publish_event
 from pathstream.shared.bus.subscribe import consumer_options
-from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.events import Event, ReportReady
 from pathstream.shared.logs import get_logger
 from pathstream.shared.settings import PathStreamSettings
-from sqlalchemy.orm import Session, sessionmaker
 
 log = get_logger(__name__)
 
@@ -53,7 +54,7 @@ def build_reporter_app(
     settings: PathStreamSettings, sessions: sessionmaker[Session] | None = None
 ) -> tuple[FastStream, KafkaBroker]:
     """The reporter's FastStream app and broker; `sessions` defaults to `PATHSTREAM_DATABASE_URL`."""
-    handler = ReporterHandler(settings, sessions or session_factory(create_db_engine(settings.database_url)))
+    handler = reporter_handler(settings, sessions)
     broker = build_broker(settings, description="PathStream reporter")
     event_types: dict[str, type[Event]] = {settings.topic(t.TOPIC): t for t in REPORTER_INPUTS}
     # One publisher at a time, so versions leave in order and none is sent twice by this process.

@@ -1,9 +1,11 @@
 """The scanner bridge: announce every completed slide in a watch folder as `SlideScanned`, once.
 
 Each complete slide is hashed; its SHA-256 is the key of a `watched_slides` row. The row is written
-(pending) before the event is published and marked published after the broker confirmed it, so a
-crash in between republishes the *same* event on restart (consumers are idempotent on event_id),
-and a slide already published is never announced again, whatever its file name or a restart.
+(pending), with the event id it will be announced under, before the event is published, and marked
+published after the broker confirmed it, so a crash in between republishes the *same* event on
+restart (consumers are idempotent on event_id), and a slide already published is never announced
+again, whatever its file name or a restart. The event itself is `announcement.slide_scanned`'s, the
+one `pathstream run` sends too.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from faststream.kafka import KafkaBroker
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pathstream.services.scanner.announcement import scan_event_id, slide_scanned
 from pathstream.services.scanner.discovery import Candidate, CompletionTracker, Snapshot, find_candidates
 from pathstream.shared.allowed_roots import check_allowed
 from pathstream.shared.bus.publish import publish_event
@@ -26,8 +31,6 @@ from pathstream.shared.logs import get_logger
 from pathstream.shared.naming import DEFAULT_STUDY_PATTERN, safe_id, slide_id_for, study_id_from_name
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.fingerprint import slide_sha256
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 log = get_logger(__name__)
 
@@ -86,13 +89,14 @@ class ScannerBridge:
             if clash is not None:
                 # Same name, different content (a rescan): keep both, apart.
                 slide_id = safe_id(f"{slide_id}-{sha256[:8]}")
+            study_id = self.study_id_for(candidate.path)
             row = WatchedSlide(
                 sha256=sha256,
                 slide_id=slide_id,
-                study_id=self.study_id_for(candidate.path),
+                study_id=study_id,
                 specimen=self.config.specimen,
                 path=str(candidate.path),
-                event_id=uuid.uuid4(),
+                event_id=scan_event_id(slide_id, study_id, sha256),
                 status=WatchedSlideStatus.PENDING,
             )
             session.add(row)
@@ -119,14 +123,15 @@ class ScannerBridge:
     # -- publishing --------------------------------------------------------------------------
 
     def _event(self, row: WatchedSlide) -> SlideScanned:
-        return SlideScanned(
-            event_id=row.event_id,
-            slide_id=row.slide_id,
-            study_id=row.study_id,
-            specimen=row.specimen,
-            uri=row.path,
+        # The recorded event id, not a recomputed one: a row left by a crash keeps the id it was given.
+        return slide_scanned(
+            Path(row.path),
+            row.slide_id,
+            row.study_id,
+            row.specimen,
             sha256=row.sha256,
             mpp=self.config.mpp,
+            event_id=row.event_id,
         )
 
     async def _publish(self, row: WatchedSlide) -> SlideScanned:
