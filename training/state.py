@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from pathstream.shared.atomic_files import write_atomically
 from pathstream.shared.errors import ErrorCode, PathStreamError
 

@@ -81,7 +81,7 @@ def truth_by_ln(settings: PathStreamSettings, slides: list[DemoSlide]) -> dict[s
                 slide_id = slide_id_for(slide.path)
                 found = set()
                 for node in session.scalars(select(LymphNode).where(LymphNode.slide_id == slide_id)):
-                    contour = np.array(node.review_contour or node.contour, np.float64)
+                    contour = np.array(node.effective_contour, np.float64)
                     cx, cy = contour.mean(0)
                     for truth in slide.truth.lymph_nodes:
                         ring = np.array(truth.polygon, np.float64)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pathstream.shared.events import AJCC_MINIMUM_LNS
 from rich.console import Group
 from rich.table import Table
+
+from pathstream.shared.events import AJCC_MINIMUM_LNS
 
 
 def _score(value: float | None) -> str:

@@ -7,6 +7,7 @@ import logging
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+
 from pathstream.shared.bus.startup import connect_with_retry
 from pathstream.shared.events import SCHEMA_VERSION
 from pathstream.shared.settings import PathStreamSettings
