@@ -17,7 +17,6 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -25,6 +24,7 @@ from pathstream.services.detector.handler import DetectorHandler
 from pathstream.services.escnn.handler import EscnnHandler
 from pathstream.services.marrow.handler import MarrowHandler
 from pathstream.services.reporter.handler import ReporterHandler
+from pathstream.services.reporter.study_view import marrow_result_view
 from pathstream.services.review.geojson_export import slide_feature_collection
 from pathstream.services.scanner.announcement import slide_scanned
 from pathstream.shared.atomic_files import write_bytes_atomically
@@ -170,15 +170,7 @@ class EmbeddedPipeline:
         OUT/<slide_id>/marrow.json (call, ROIs, quality) and its occlusion-map PNGs."""
         folder = self.out / slide_id
         with self.sessions() as session:
-            marrow = session.get(MarrowResult, slide_id)
-            call: dict[str, Any] | None = None
-            if marrow is not None:
-                call = {
-                    "case_call": marrow.case_call.value,
-                    "probabilities": marrow.case_probabilities,
-                    "model_version": marrow.model_version,
-                    "rois": marrow.rois,
-                }
+            call = marrow_result_view(session.get(MarrowResult, slide_id))
         if call is not None:
             write_bytes_atomically(folder / "marrow.json", json.dumps(call, indent=2).encode())
             _copy_files([roi.get("osm_uri") for roi in call["rois"]], folder / "occlusion_maps")
