@@ -1,4 +1,4 @@
-"""Train the LN detector (paper 004, "Model training"): SGD, per-pixel cross-entropy, cosine annealing.
+"""Train the LN detector (Huang et al. 2022, "Model training"): SGD, pixel cross-entropy, cosine annealing.
 
 Random crops of the 7.36 um/px training images (half centred on LN pixels, so small nodes are seen
 often) are flipped, rotated by any angle and stain-perturbed. Every `validate_every` iterations the

@@ -1,4 +1,4 @@
-"""Train ESCNN with weak labels (paper 004, "Model training"): whole LN images, one label each.
+"""Train ESCNN with weak labels (Huang et al. 2022, "Model training"): whole LN images, one label each.
 
 Each step streams one augmented image per process through `StreamingESCNN.train_step` (exact
 gradients, memory of one tile) with the forward-corrected cross-entropy of `LabelNoise`, averages
@@ -52,7 +52,7 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class EscnnTrainingConfig:
-    """Hyper-parameters; the defaults are paper 004's (ResNet-50, AdamW 1e-5, patience 16)."""
+    """Hyper-parameters; the defaults are Huang et al.'s (2022) (ResNet-50, AdamW 1e-5, patience 16)."""
 
     backbone: str = "resnet50"
     learning_rate: float = 1e-5

@@ -1,5 +1,5 @@
 """`pathstream train marrow` end to end: hyper-parameter search by cross-validation, then the
-exported model (paper 000: "The final architecture for each model was determined using automated
+exported model (Eckardt et al.: "The final architecture for each model was determined using automated
 hyperparameter optimization with the Optuna framework").
 
 Search: an Optuna study (TPE sampler, seeded by `--seed` and the number of trials already in the
