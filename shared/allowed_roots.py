@@ -40,24 +40,25 @@ def _object_key(uri: str) -> tuple[str, str, str] | None:
     return parts.scheme, parts.netloc, key
 
 
-def _refuse(uri: str, roots: Sequence[str], why: str) -> PathStreamError:
+def _refuse(uri: str, roots: Sequence[str], why: str, what: str = "slide") -> PathStreamError:
     return PathStreamError(
         ErrorCode.OUTSIDE_ALLOWED_ROOTS,
-        f"Refusing slide {uri!r}: {why}.",
-        hint="Move the slide below one of PATHSTREAM_ALLOWED_ROOTS "
+        f"Refusing {what} {uri!r}: {why}.",
+        hint=f"Move the {what} below one of PATHSTREAM_ALLOWED_ROOTS "
         f"({', '.join(roots) or 'none configured'}) or add its folder to that setting.",
     )
 
 
-def check_allowed(uri: str, allowed_roots: Sequence[str]) -> str:
+def check_allowed(uri: str, allowed_roots: Sequence[str], *, what: str = "slide") -> str:
     """Return the canonical location of `uri` if it lies below one of `allowed_roots`.
 
     `uri` is a local path, a `file://` URI or an object-store URI (`s3://bucket/key`). Returns the
     resolved absolute local path as a string, or the normalised object-store URI. Raises
-    `PathStreamError(OUTSIDE_ALLOWED_ROOTS)` otherwise, including for unsupported schemes.
+    `PathStreamError(OUTSIDE_ALLOWED_ROOTS)` otherwise, including for unsupported schemes; `what`
+    names the thing in that error ("slide", "tile store").
     """
     if not uri or "\x00" in uri:
-        raise _refuse(uri, allowed_roots, "the location is empty or contains a NUL byte")
+        raise _refuse(uri, allowed_roots, "the location is empty or contains a NUL byte", what)
 
     local = _local_path(uri)
     if local is not None:
@@ -68,7 +69,9 @@ def check_allowed(uri: str, allowed_roots: Sequence[str]) -> str:
                 root_path.expanduser().resolve(strict=False)
             ):
                 return str(resolved)
-        raise _refuse(uri, allowed_roots, f"it resolves to {str(resolved)!r}, outside the allowed roots")
+        raise _refuse(
+            uri, allowed_roots, f"it resolves to {str(resolved)!r}, outside the allowed roots", what
+        )
 
     target = _object_key(uri)
     if target is None:
@@ -77,6 +80,7 @@ def check_allowed(uri: str, allowed_roots: Sequence[str]) -> str:
             allowed_roots,
             "only local paths, file:// and object-store URIs (s3://, gcs://, azure://) without '..' "
             "are accepted",
+            what,
         )
     scheme, bucket, key = target
     for root in allowed_roots:
@@ -86,4 +90,18 @@ def check_allowed(uri: str, allowed_roots: Sequence[str]) -> str:
         root_key = root_target[2].rstrip("/")
         if key == root_key or key.startswith(root_key + "/"):
             return f"{scheme}://{bucket}{key}"
-    raise _refuse(uri, allowed_roots, "it is outside the allowed roots")
+    raise _refuse(uri, allowed_roots, "it is outside the allowed roots", what)
+
+
+def local_root_of(location: str, allowed_roots: Sequence[str]) -> Path | None:
+    """The local allowed root holding `location` (a result of `check_allowed`), or None for object
+    storage."""
+    if "://" in location:
+        return None
+    for root in allowed_roots:
+        root_path = _local_path(root)
+        if root_path is not None:
+            resolved_root = root_path.expanduser().resolve(strict=False)
+            if Path(location).is_relative_to(resolved_root):
+                return resolved_root
+    return None

@@ -183,6 +183,19 @@ class PathStreamSettings(BaseSettings):
         description="Largest event a producer sends, in bytes; keep it at or below the brokers' "
         "`message.max.bytes` (Apache Kafka's default is 1 MiB).",
     )
+    kafka_max_event_bytes: int = Field(
+        default=1_048_576,
+        ge=1_024,
+        description="Largest message a consumer handles, in bytes; a larger one is dead-lettered (with "
+        "an excerpt) without being parsed. PathStream's producers never send more than "
+        "PATHSTREAM_KAFKA_MAX_REQUEST_SIZE.",
+    )
+    kafka_rebalance_wait_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="On a rebalance, how long a worker waits for its in-flight message to finish and "
+        "be committed before giving its partition up (the rest of the group waits as long).",
+    )
     kafka_connect_timeout_s: float = Field(
         default=60.0,
         gt=0,
@@ -207,6 +220,12 @@ class PathStreamSettings(BaseSettings):
         description="Attempts for a failing handler before the message goes to the DLQ.",
     )
     handler_retry_wait_s: float = Field(default=1.0, ge=0)
+    handler_outage_max_wait_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest pause between tries of a message while the database, brokers or store "
+        "share are unreachable; such a message is tried until they are back, never dead-lettered.",
+    )
     handler_graceful_timeout_s: float = Field(
         default=60.0,
         ge=0,

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pathstream.services.cli import api, bus, db, ingest, review, run, serve, synth, users, watch
+from pathstream.services.cli import api, bus, db, dlq, ingest, review, run, serve, synth, users, watch
 from pathstream.services.cli.errors import fail
 from pathstream.services.detector.training import commands as detector_commands
 from pathstream.services.escnn.training import commands as escnn_commands
@@ -30,6 +30,8 @@ app.command("asyncapi")(bus.asyncapi)
 app.command("ingest")(ingest.ingest)
 app.add_typer(synth.app, name="synth")
 app.command("watch")(watch.watch)
+app.add_typer(dlq.app, name="dlq")
+app.command("reprocess")(dlq.reprocess)
 app.command("serve")(serve.serve)
 app.command("run")(run.run)
 app.command("demo")(run.demo)

@@ -30,6 +30,7 @@ def build_detector_app(
 ) -> tuple[FastStream, KafkaBroker]:
     """The detector's FastStream app and its broker; `segmenter` defaults to `load_segmenter`."""
     handler = detector_handler(settings, segmenter)
+    handler.wait_out_outages = True  # the delivery policy waits outages out (shared/bus/delivery.py)
     broker = build_broker(settings, description="PathStream LN detector")
 
     subscribe_handler(broker, settings, Topic.SLIDES_SCANNED, GROUP_ID, SlideScanned, handler.handle)

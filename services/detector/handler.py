@@ -31,7 +31,7 @@ from pathstream.shared.events import (
 from pathstream.shared.failures import failure_event
 from pathstream.shared.logs import get_logger
 from pathstream.shared.qupath import feature, write_feature_collection
-from pathstream.shared.retry import retry_retriable
+from pathstream.shared.retry import is_outage, retry_retriable
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.context import tiledb_context
 from pathstream.shared.tilestore.layout import DETECTOR_1_25X
@@ -80,6 +80,10 @@ def detect_in_store(store: TileStore, segmenter: LymphNodeSegmenter) -> list[Lym
 class DetectorHandler:
     """Ingest (when needed), detect, write the GeoJSON artifact, and describe the result as events."""
 
+    wait_out_outages: bool = False
+    """True under a service consumer: an outage is raised to its delivery policy, which waits it out
+    (`pathstream.shared.bus.delivery`), instead of being retried here and reported as a failure."""
+
     def __init__(self, settings: PathStreamSettings, segmenter: LymphNodeSegmenter) -> None:
         self.settings = settings
         self.segmenter = segmenter
@@ -98,13 +102,23 @@ class DetectorHandler:
             return []
         stage = FailureStage.INGEST
         try:
-            store = retry_retriable(self.settings, lambda: store_for_scan(event, self.settings, self._ctx))
+            store = retry_retriable(
+                self.settings,
+                lambda: store_for_scan(event, self.settings, self._ctx),
+                outages=not self.wait_out_outages,
+            )
             stage = FailureStage.DETECT
             started = time.perf_counter()
-            outlines = retry_retriable(self.settings, lambda: detect_in_store(store, self.segmenter))
+            outlines = retry_retriable(
+                self.settings,
+                lambda: detect_in_store(store, self.segmenter),
+                outages=not self.wait_out_outages,
+            )
             detection = Detection(store.uri, outlines, store.mpp, time.perf_counter() - started)
             events = self._events(event, detection)
-        except Exception as exc:  # every failure becomes an event; nothing escapes to the consumer
+        except Exception as exc:  # every failure becomes an event; only outages reach the consumer
+            if self.wait_out_outages and is_outage(exc):
+                raise
             return [failure_event(bound, event.slide_id, event.study_id, stage, exc)]
         bound.info(
             "slide_detected",

@@ -32,6 +32,7 @@ def build_escnn_app(
 ) -> tuple[FastStream, KafkaBroker]:
     """The ESCNN worker's FastStream app and broker; `scorer` defaults to `load_scorer`."""
     handler = escnn_handler(settings, scorer)
+    handler.wait_out_outages = True  # the delivery policy waits outages out (shared/bus/delivery.py)
     broker = build_broker(settings, description="PathStream ESCNN worker")
 
     subscribe_handler(broker, settings, Topic.LN_DETECTED, GROUP_ID, LymphNodeDetected, handler.handle)

@@ -31,6 +31,7 @@ def build_marrow_app(
 ) -> tuple[FastStream, KafkaBroker]:
     """The marrow worker's FastStream app and broker; `classifier` defaults to `load_classifier`."""
     handler = marrow_handler(settings, classifier)
+    handler.wait_out_outages = True  # the delivery policy waits outages out (shared/bus/delivery.py)
     broker = build_broker(settings, description="PathStream marrow classifier")
     subscribe_handler(broker, settings, Topic.SLIDES_SCANNED, GROUP_ID, SlideScanned, handler.handle)
     return service_app(broker, settings, GROUP_ID), broker

@@ -34,7 +34,7 @@ from pathstream.shared.events import (
 )
 from pathstream.shared.failures import failure_event
 from pathstream.shared.logs import get_logger
-from pathstream.shared.retry import retry_retriable
+from pathstream.shared.retry import is_outage, retry_retriable
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.context import tiledb_context
 from pathstream.shared.tilestore.layout import DETECTOR_1_25X, MARROW_ROI
@@ -66,6 +66,10 @@ class SmearResult:
 class MarrowHandler:
     """Propose ROIs, classify, aggregate and explain one bone-marrow smear per call."""
 
+    wait_out_outages: bool = False
+    """True under a service consumer: an outage is raised to its delivery policy, which waits it out
+    (`pathstream.shared.bus.delivery`), instead of being retried here and reported as a failure."""
+
     def __init__(self, settings: PathStreamSettings, classifier: MarrowClassifier) -> None:
         self.settings = settings
         self.classifier = classifier
@@ -84,11 +88,21 @@ class MarrowHandler:
             return []
         stage = FailureStage.INGEST
         try:
-            store = retry_retriable(self.settings, lambda: store_for_scan(event, self.settings, self._ctx))
+            store = retry_retriable(
+                self.settings,
+                lambda: store_for_scan(event, self.settings, self._ctx),
+                outages=not self.wait_out_outages,
+            )
             stage = FailureStage.CLASSIFY
-            result = retry_retriable(self.settings, lambda: self.classify_store(store, event.slide_id))
+            result = retry_retriable(
+                self.settings,
+                lambda: self.classify_store(store, event.slide_id),
+                outages=not self.wait_out_outages,
+            )
             classified = self._event(event, result)
-        except Exception as exc:  # every failure becomes an event; nothing escapes to the consumer
+        except Exception as exc:  # every failure becomes an event; only outages reach the consumer
+            if self.wait_out_outages and is_outage(exc):
+                raise
             return [failure_event(bound, event.slide_id, event.study_id, stage, exc)]
         bound.info(
             "smear_classified",

@@ -55,6 +55,7 @@ def build_reporter_app(
 ) -> tuple[FastStream, KafkaBroker]:
     """The reporter's FastStream app and broker; `sessions` defaults to `PATHSTREAM_DATABASE_URL`."""
     handler = reporter_handler(settings, sessions)
+    handler.wait_out_outages = True  # the delivery policy waits outages out (shared/bus/delivery.py)
     broker = build_broker(settings, description="PathStream reporter")
     event_types: dict[str, type[Event]] = {settings.topic(t.TOPIC): t for t in REPORTER_INPUTS}
     # One publisher at a time, so versions leave in order and none is sent twice by this process.

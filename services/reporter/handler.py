@@ -56,6 +56,10 @@ T = TypeVar("T")
 class ReporterHandler:
     """Applies pipeline events to the report database and hands back the reports to publish."""
 
+    wait_out_outages: bool = False
+    """True under a service consumer: an outage is raised to its delivery policy, which waits it out
+    (`pathstream.shared.bus.delivery`), instead of being retried here and reported as a failure."""
+
     def __init__(self, settings: PathStreamSettings, sessions: sessionmaker[Session]) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -64,9 +68,10 @@ class ReporterHandler:
         """Apply one event; return the study's unpublished `ReportReady` events, oldest first.
 
         A duplicate (same event id) or an event that changes nothing yields no new version, but
-        versions left unpublished by an earlier crash are still returned. Database outages are
-        retried (`PATHSTREAM_HANDLER_MAX_ATTEMPTS`) and then raised as a retriable `PathStreamError`,
-        so the message stays uncommitted and is delivered again. Raises `TypeError` for an event
+        versions left unpublished by an earlier crash are still returned. A database outage is raised
+        as `PathStreamError(DATABASE_UNAVAILABLE)` (after `PATHSTREAM_HANDLER_MAX_ATTEMPTS` tries
+        unless `wait_out_outages`), so the message stays uncommitted; under the service consumer it is
+        tried again until the database is back, never dead-lettered. Raises `TypeError` for an event
         type the reporter does not consume.
         """
         if not isinstance(
@@ -125,7 +130,7 @@ class ReporterHandler:
                     raise database_unavailable(self._database_name(), exc) from exc
                 raise
 
-        return retry_retriable(self.settings, attempt)
+        return retry_retriable(self.settings, attempt, outages=not self.wait_out_outages)
 
 
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "08000", "08001", "08003", "08006", "57P01"})

@@ -137,8 +137,7 @@ class Review:
         _require_pathologist(principal)
         reason = _checked_reason(reason)
         with self.sessions.begin() as session:
-            node = self._node(session, ln_id)
-            self._lock(session, node.study_id)
+            node = self._locked_node(session, ln_id)
             self._label(session, principal, node, label, reason)
             return self._version(session, node.study_id, [ln_id], ["label"])
 
@@ -150,8 +149,7 @@ class Review:
         reason = _checked_reason(reason)
         points = checked_contour(contour)
         with self.sessions.begin() as session:
-            node = self._node(session, ln_id)
-            self._lock(session, node.study_id)
+            node = self._locked_node(session, ln_id)
             self._contour(session, principal, node, points, reason)
             return self._version(session, node.study_id, [ln_id], ["contour"])
 
@@ -175,8 +173,7 @@ class Review:
         _require_pathologist(principal)
         reason = _checked_reason(reason)
         with self.sessions.begin() as session:
-            node = self._node(session, ln_id)
-            self._lock(session, node.study_id)
+            node = self._locked_node(session, ln_id)
             self._remove(session, principal, node, reason)
             return self._version(session, node.study_id, [ln_id], ["remove"])
 
@@ -260,6 +257,16 @@ class Review:
         if node is None or node.removed:
             raise _unknown("lymph node", ln_id)
         return node
+
+    @classmethod
+    def _locked_node(cls, session: Session, ln_id: str) -> LymphNode:
+        """The LN as it is once its study is locked: the first read only finds the study, and the
+        row is read again under the lock, so the audit's "before", the row and the report version
+        written by this transaction all see the committed state of the amendment before it."""
+        study_id = cls._node(session, ln_id).study_id
+        cls._lock(session, study_id)
+        session.expire_all()
+        return cls._node(session, ln_id)
 
     @staticmethod
     def _lock(session: Session, study_id: str) -> None:

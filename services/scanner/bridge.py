@@ -158,7 +158,13 @@ class ScannerBridge:
             row = await asyncio.to_thread(self._claim, candidate, sha256)
             self.handled[candidate.path] = snapshot
             if row is None:
-                log.info("slide_already_announced", path=str(candidate.path), sha256=sha256)
+                log.info(
+                    "slide_already_announced",
+                    path=str(candidate.path),
+                    sha256=sha256,
+                    hint="This content was announced before; to process it again (e.g. with a corrected "
+                    "mpp) run: pathstream reprocess SLIDE_ID [--mpp UM_PER_PX] --reason TEXT",
+                )
                 continue
             published.append(await self._publish(row))
         return published

@@ -8,7 +8,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.kafka.security import parse_security
 
-from pathstream.shared.bus.dead_letter import DeadLetterPolicy
+from pathstream.shared.bus.delivery import DeliveryPolicy
 from pathstream.shared.bus.log_context import LogContextMiddleware
 from pathstream.shared.bus.security import kafka_security
 from pathstream.shared.settings import PathStreamSettings
@@ -19,8 +19,8 @@ BUS_LOGGER = "pathstream.bus"
 def build_broker(settings: PathStreamSettings, *, description: str | None = None) -> KafkaBroker:
     """Return an unstarted KafkaBroker for `settings.kafka_bootstrap`.
 
-    Every subscriber on it binds message ids to logs and dead-letters what it cannot handle
-    (after `settings.handler_max_attempts` attempts for failures that may be transient).
+    Every subscriber on it binds message ids to logs and follows `pathstream.shared.bus.delivery`:
+    outages are waited out, messages that can never succeed are dead-lettered.
     """
     return KafkaBroker(
         settings.kafka_bootstrap,
@@ -28,7 +28,7 @@ def build_broker(settings: PathStreamSettings, *, description: str | None = None
         security=kafka_security(settings),
         middlewares=[
             LogContextMiddleware,
-            DeadLetterPolicy(settings.handler_max_attempts, settings.handler_retry_wait_s),
+            DeliveryPolicy(settings),
         ],
         # Waits for every in-sync replica to confirm each write, so an acknowledged event is
         # durable; idempotence keeps a write retried after a lost acknowledgement from landing twice.

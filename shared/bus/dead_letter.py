@@ -1,43 +1,39 @@
-"""Dead-letter path: a message that cannot be parsed, or keeps failing, moves to `<topic>.dlq`.
+"""Dead-letter records: a message that can never be handled moves to `<topic>.dlq`, with why.
 
-The middleware wraps every handler call. A message whose body does not validate, or a handler that
-raises a non-retriable `PathStreamError`, goes to the DLQ at once; any other exception is retried
-(tenacity, exponential back-off) up to `handler_max_attempts` times first. The DLQ record keeps the
-original key and value byte for byte and the original headers (content-type moved to
-`pathstream.dlq.original_content_type`, so DLQ readers get opaque bytes), so it can be replayed, and
-adds headers naming the error, the attempts and where the message came from. Once the DLQ write
-is confirmed the original is acknowledged and the consumer moves on; if the DLQ write itself
-fails, the message is not acknowledged and will be delivered again, so nothing is lost.
+`pathstream.shared.bus.delivery` decides *when* a message is dead-lettered; this module says *what* is
+written. A DLQ record keeps the original key and value byte for byte and the original headers
+(content-type moved to `pathstream.dlq.original_content_type`, so DLQ readers get opaque bytes), and
+adds `pathstream.dlq.*` headers naming the error, the attempts, where the message came from
+(topic, partition, offset) and the original's size and SHA-256. A message too large for the DLQ
+(a producer with a higher limit than ours, or a topic with a raised `max.message.bytes`) is still
+dead-lettered: with a bounded excerpt of its value and `truncated=true`; the original stays in its
+topic for as long as the topic retains it, and `pathstream dlq replay` reads it back from there.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import json
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from faststream import BaseMiddleware
-from faststream.exceptions import HandlerException
+from aiokafka.errors import MessageSizeTooLargeError
 from faststream.message import StreamMessage
 from pydantic import BaseModel, Field, ValidationError
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from pathstream.shared.errors import PathStreamError
 from pathstream.shared.events.base import utc_now
 from pathstream.shared.logs import get_logger
-from pathstream.shared.topics import dead_letter_topic, is_dead_letter_topic
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import dead_letter_topic
 
 log = get_logger(__name__)
 
 HEADER_PREFIX = "pathstream.dlq."
 MAX_ERROR_CHARS = 2000
+MAX_EXCERPT_BYTES = 65_536
+_RECORD_OVERHEAD = 4_096
+"""Room kept for the DLQ headers PathStream adds and Kafka's record framing."""
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -78,6 +74,10 @@ class DeadLetter(BaseModel):
     error_type: str
     attempts: int
     failed_at: datetime
+    error_code: str = ""
+    original_bytes: int | None = None
+    original_sha256: str | None = None
+    truncated: bool = Field(default=False, description="True when `value` is only an excerpt.")
     headers: dict[str, str] = Field(description="The original message's headers, content-type restored.")
 
     @classmethod
@@ -99,93 +99,90 @@ class DeadLetter(BaseModel):
             error_type=meta["error_type"],
             attempts=int(meta["attempts"]),
             failed_at=datetime.fromisoformat(meta["failed_at"]),
+            error_code=meta.get("error_code", ""),
+            original_bytes=int(meta["original_bytes"]) if meta.get("original_bytes") else None,
+            original_sha256=meta.get("original_sha256") or None,
+            truncated=meta.get("truncated") == "true",
             headers=original_headers,
         )
 
 
-class DeadLetterPolicy:
-    """Broker middleware factory: pass an instance in `KafkaBroker(middlewares=[...])`."""
-
-    def __init__(self, max_attempts: int = 3, retry_wait_s: float = 1.0) -> None:
-        self.max_attempts = max_attempts
-        self.retry_wait_s = retry_wait_s
-
-    def __call__(self, msg: Any, /, **kwargs: Any) -> _DeadLetterMiddleware:
-        return _DeadLetterMiddleware(msg, policy=self, **kwargs)
+def _record_headers(msg: StreamMessage[Any]) -> dict[str, str]:
+    return {k: v for k, v in (msg.headers or {}).items() if isinstance(v, str)}
 
 
-class _DeadLetterMiddleware(BaseMiddleware):
-    def __init__(self, msg: Any, /, *, policy: DeadLetterPolicy, **kwargs: Any) -> None:
-        super().__init__(msg, **kwargs)
-        self.policy = policy
+def dead_letter_record(
+    msg: StreamMessage[Any], exc: BaseException, attempts: int, limit: int
+) -> tuple[bytes, dict[str, str]]:
+    """The DLQ value and headers for `msg` that failed with `exc` after `attempts` attempts.
 
-    async def consume_scope(
-        self,
-        call_next: Callable[[StreamMessage[Any]], Awaitable[Any]],
-        msg: StreamMessage[Any],
-    ) -> Any:
-        record = msg.raw_message
-        if isinstance(record, tuple) or is_dead_letter_topic(getattr(record, "topic", "")):
-            # Batches have no single message to move, and a DLQ's own failures must not loop.
-            return await call_next(msg)
-
-        attempts = 0
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.policy.max_attempts),
-                wait=wait_exponential(multiplier=self.policy.retry_wait_s, max=30),
-                retry=retry_if_exception(lambda e: not is_permanent(e) and not _is_control(e)),
-                reraise=True,
-            ):
-                with attempt:
-                    attempts = attempt.retry_state.attempt_number
-                    return await call_next(msg)
-        except Exception as exc:
-            if _is_control(exc):
-                raise
-            await self._dead_letter(msg, exc, attempts)
-            return None
-        return None  # pragma: no cover - the loop always returns or raises
-
-    async def _dead_letter(self, msg: StreamMessage[Any], exc: Exception, attempts: int) -> None:
-        record = msg.raw_message
-        target = dead_letter_topic(record.topic)
-        error = describe_error(exc)
-        headers = {k: v for k, v in (msg.headers or {}).items() if isinstance(v, str)}
-        # The DLQ holds opaque bytes: a DLQ reader must not fail decoding what failed here.
-        original_content_type = headers.pop("content-type", "")
-        headers.update(
-            {
-                "content-type": "application/octet-stream",
-                f"{HEADER_PREFIX}original_content_type": original_content_type,
-                f"{HEADER_PREFIX}original_topic": record.topic,
-                f"{HEADER_PREFIX}original_partition": str(record.partition),
-                f"{HEADER_PREFIX}original_offset": str(record.offset),
-                f"{HEADER_PREFIX}error": error,
-                f"{HEADER_PREFIX}error_type": type(exc).__name__,
-                f"{HEADER_PREFIX}attempts": str(attempts),
-                f"{HEADER_PREFIX}failed_at": utc_now().isoformat(),
-            }
-        )
-        where = log.bind(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            dlq_topic=target,
-            attempts=attempts,
-            error=error,
-        )
-        broker = self.context.get("broker")
-        try:
-            await broker.publish(msg.body, target, key=record.key, headers=headers)
-        except Exception:
-            where.error("dead_letter_write_failed", exc_info=True)
-            # Not acknowledging the original means it is delivered again: slower, but not lost.
-            await asyncio.sleep(self.policy.retry_wait_s)
-            raise
-        where.warning("message_dead_lettered")
+    When the original (value, key and headers) would not fit in `limit` bytes, the value becomes its
+    first `excerpt_bytes(limit)` bytes and the headers say so (`truncated`, `original_bytes`,
+    `original_sha256`); `pathstream dlq replay` then reads the original back from its topic,
+    partition and offset. Original headers that alone exceed a quarter of `limit` are dropped
+    (`original_headers_dropped`).
+    """
+    record = msg.raw_message
+    value = bytes(record.value or b"")
+    headers = _record_headers(msg)
+    # The DLQ holds opaque bytes: a DLQ reader must not fail decoding what failed here.
+    original_content_type = headers.pop("content-type", "")
+    meta = {
+        "original_content_type": original_content_type,
+        "original_topic": record.topic,
+        "original_partition": str(record.partition),
+        "original_offset": str(record.offset),
+        "error": describe_error(exc),
+        "error_type": type(exc).__name__,
+        "error_code": exc.code.value if isinstance(exc, PathStreamError) else "",
+        "attempts": str(attempts),
+        "failed_at": utc_now().isoformat(),
+        "original_bytes": str(len(value)),
+        "original_sha256": hashlib.sha256(value).hexdigest(),
+        "truncated": "false",
+    }
+    header_bytes = sum(len(k) + len(v) for k, v in headers.items())
+    if header_bytes > limit // 4:
+        headers = {}
+        meta["original_headers_dropped"] = str(header_bytes)
+    key_bytes = len(record.key or b"")
+    if len(value) + key_bytes + header_bytes + _RECORD_OVERHEAD > limit:
+        value = value[: excerpt_bytes(limit)]
+        meta["truncated"] = "true"
+    out = {**headers, "content-type": "application/octet-stream"}
+    out.update({f"{HEADER_PREFIX}{k}": v for k, v in meta.items()})
+    return value, out
 
 
-def _is_control(exc: BaseException) -> bool:
-    """FastStream's own ack/nack/reject signals and cancellation pass through untouched."""
-    return isinstance(exc, (HandlerException, asyncio.CancelledError))
+def excerpt_bytes(limit: int) -> int:
+    """How much of an oversized message's value its DLQ record keeps."""
+    return max(256, min(MAX_EXCERPT_BYTES, limit // 4))
+
+
+async def dead_letter(
+    broker: Any, settings: PathStreamSettings, msg: StreamMessage[Any], exc: BaseException, attempts: int
+) -> None:
+    """Write `msg` to its topic's DLQ (`dead_letter_record`) and wait for the brokers to confirm.
+
+    Raises what the publish raised (the caller waits and writes again; the original stays
+    uncommitted meanwhile, so nothing is lost).
+    """
+    record = msg.raw_message
+    target = dead_letter_topic(record.topic)
+    value, headers = dead_letter_record(msg, exc, attempts, settings.kafka_max_request_size)
+    try:
+        await broker.publish(value, target, key=record.key, headers=headers)
+    except MessageSizeTooLargeError:
+        # The DLQ topic's own limit is lower than this producer's: a small excerpt fits any broker.
+        value, headers = dead_letter_record(msg, exc, attempts, limit=MAX_EXCERPT_BYTES)
+        await broker.publish(value, target, key=record.key, headers=headers)
+    log.warning(
+        "message_dead_lettered",
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        dlq_topic=target,
+        attempts=attempts,
+        error=headers[f"{HEADER_PREFIX}error"],
+        truncated=headers[f"{HEADER_PREFIX}truncated"] == "true",
+    )

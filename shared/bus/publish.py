@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Event
+from pathstream.shared.logs import get_logger
+from pathstream.shared.retry import is_outage
 from pathstream.shared.settings import PathStreamSettings
+
+log = get_logger(__name__)
 
 EVENT_TYPE_HEADER = "pathstream-event-type"
 SCHEMA_VERSION_HEADER = "pathstream-schema-version"
@@ -47,3 +53,26 @@ async def publish_event(broker: KafkaBroker, settings: PathStreamSettings, event
             hint="Raise the brokers' message.max.bytes (or the topic's max.message.bytes) and "
             "PATHSTREAM_KAFKA_MAX_REQUEST_SIZE together, or make the event smaller.",
         ) from exc
+
+
+async def publish_until_sent(broker: KafkaBroker, settings: PathStreamSettings, event: Event) -> None:
+    """`publish_event`, tried again while the brokers cannot be reached (capped exponential back-off,
+    at most `PATHSTREAM_HANDLER_OUTAGE_MAX_WAIT_S` apart) until they confirm; other errors raise."""
+    attempt = 0
+    while True:
+        try:
+            await publish_event(broker, settings, event)
+            return
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            attempt += 1
+            wait = min(settings.handler_outage_max_wait_s, 0.5 * 2 ** (attempt - 1))
+            log.warning(
+                "publish_waiting_for_brokers",
+                event_type=type(event).__name__,
+                attempt=attempt,
+                next_try_in_s=wait,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            await asyncio.sleep(wait)

@@ -3,7 +3,8 @@
 Each message is handled in a worker thread, so the event loop keeps heartbeating to the group
 coordinator while a slide or lymph node computes. The results are published (and acknowledged by
 the brokers) before the offset is committed, so a worker that dies mid-message leaves the message
-to the next member of the group.
+to the next member of the group; a broker outage while publishing is waited out without computing
+the results again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from pathstream.shared.bus.publish import publish_event
+from pathstream.shared.bus.publish import publish_until_sent
 from pathstream.shared.bus.subscribe import consumer_options
 from pathstream.shared.events import Event
 from pathstream.shared.settings import PathStreamSettings
@@ -37,7 +38,8 @@ def subscribe_handler(
 
     async def consume(event: Any) -> None:
         for result in await asyncio.to_thread(handle, event):
-            await publish_event(broker, settings, result)
+            # An LN may have taken minutes: a broker outage now must not throw the result away.
+            await publish_until_sent(broker, settings, result)
 
     # FastStream parses the body into the parameter's annotation.
     consume.__annotations__ = {"event": event_type, "return": None}

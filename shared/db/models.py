@@ -335,3 +335,36 @@ class WatchedSlide(Base):
     status: Mapped[WatchedSlideStatus] = mapped_column(_enum(WatchedSlideStatus, "watched_status"))
     found_at: Mapped[datetime] = mapped_column(default=utc_now, server_default=func.now())
     published_at: Mapped[datetime | None]
+
+
+class DeadLetterReplay(Base):
+    """A DLQ record sent back to its topic by `pathstream dlq replay`: replaying it again is a no-op."""
+
+    __tablename__ = "dead_letter_replays"
+
+    dlq_topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    dlq_partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dlq_offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    original_topic: Mapped[str] = mapped_column(String(255))
+    original_offset: Mapped[int] = mapped_column(BigInteger, comment="where the message first was")
+    error: Mapped[str] = mapped_column(Text, comment="why it had been dead-lettered")
+    replayed_by: Mapped[str] = mapped_column(String(255), comment="who asked (operator's name)")
+    reason: Mapped[str] = mapped_column(Text, comment="what was fixed")
+    replayed_at: Mapped[datetime] = mapped_column(default=utc_now, server_default=func.now())
+
+
+class SlideReprocess(Base):
+    """One deliberate reprocessing of a slide (`pathstream reprocess`): a new announcement of it."""
+
+    __tablename__ = "slide_reprocessing"
+
+    slide_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True, comment="1 for the first reprocess")
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, comment="the SlideScanned it sent")
+    mpp: Mapped[float | None] = mapped_column(Float, comment="level-0 um/px given for this attempt")
+    previous_status: Mapped[str] = mapped_column(String(32))
+    previous_failure_code: Mapped[str | None] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(default=utc_now, server_default=func.now())
+    published_at: Mapped[datetime | None]

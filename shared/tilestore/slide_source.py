@@ -60,7 +60,8 @@ def _check_file(path: Path) -> None:
 def _check_mpp(value: float, axis: str, origin: str, path: Path) -> float:
     if not math.isfinite(value) or not MPP_MIN <= value <= MPP_MAX:
         hint = (
-            "If you know the scan's true level-0 resolution, pass it with --mpp (um/px)."
+            "If you know the scan's true level-0 resolution, pass it with --mpp (um/px); for a slide "
+            "the services already failed: pathstream reprocess SLIDE_ID --mpp VALUE."
             if origin == "metadata"
             else f"Pass a resolution between {MPP_MIN} and {MPP_MAX} um/px."
         )
@@ -210,7 +211,8 @@ def open_slide(path: Path, mpp: float | None = None) -> SlideSource:
                     ErrorCode.MPP_MISSING,
                     f"Slide {path} does not say its resolution (no openslide.mpp-x/mpp-y).",
                     hint="Pass the level-0 resolution with --mpp, e.g. --mpp 0.25 for a 40x scan "
-                    "or --mpp 0.5 for 20x (ask the scanner's settings, not the objective label).",
+                    "or --mpp 0.5 for 20x (ask the scanner's settings, not the objective label); for a "
+                    "slide the services already failed: pathstream reprocess SLIDE_ID --mpp 0.25.",
                 )
             mpp_x = _check_mpp(float(raw_x), "x", "metadata", path)
             mpp_y = _check_mpp(float(raw_y), "y", "metadata", path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from pathstream.services.reporter.store.apply import apply_event
 from pathstream.services.reporter.store.report_inputs import StudyInputs, load_study_inputs
 from pathstream.shared.db.models import LymphNode, MarrowResult, ProcessedEvent, Slide, SlideStatus
-from pathstream.shared.events import LnLabel
+from pathstream.shared.errors import ErrorCode
+from pathstream.shared.events import FailureStage, LnLabel, SlideFailed
 from tests.samples import (
     T0,
     ln_scored,
@@ -107,3 +109,56 @@ def test_marrow_result_upserts_on_slide_id(sessions: sessionmaker[Session]) -> N
     assert _count(sessions, MarrowResult) == 1
     with sessions() as session:
         assert session.get(Slide, "M-001").status == SlideStatus.COMPLETE  # type: ignore[union-attr]
+
+
+def _late_failure(stage: FailureStage, ln_id: str | None = None, slide_id: str = "S-001") -> SlideFailed:
+    return SlideFailed(
+        slide_id=slide_id,
+        study_id="ST-001",
+        stage=stage,
+        error_code=ErrorCode.OUTSIDE_ALLOWED_ROOTS,
+        message="Refusing tile store '/etc': outside the allowed roots.",
+        retriable=False,
+        ln_id=ln_id,
+        occurred_at=T0 + timedelta(hours=1),
+    )
+
+
+def test_a_late_failure_of_finished_work_does_not_undo_the_result(sessions: sessionmaker[Session]) -> None:
+    """Issue 18: an `ln.detected` copy with a bad store_uri fails *after* the LN was scored; a
+    replayed detection failure arrives after the detection. Neither turns the slide failed."""
+    for event in [slide_scanned(), slide_detected(ln_count=2), ln_scored(0, 0.9), ln_scored(1, 0.1)]:
+        assert apply_event(sessions, CONSUMER, event)
+    before = _inputs(sessions)
+    assert [s.status for s in before.slides] == [SlideStatus.DETECTED]
+
+    assert apply_event(sessions, CONSUMER, _late_failure(FailureStage.SCORE, ln_id="S-001-ln001"))
+    assert apply_event(sessions, CONSUMER, _late_failure(FailureStage.DETECT))
+    assert apply_event(sessions, CONSUMER, _late_failure(FailureStage.INGEST))
+    assert _inputs(sessions) == before
+    with sessions() as session:
+        slide = session.get(Slide, "S-001")
+        assert slide is not None and slide.failure_code is None
+
+
+def test_a_failure_of_unfinished_work_still_counts(sessions: sessionmaker[Session]) -> None:
+    for event in [slide_scanned(), slide_detected(ln_count=2), ln_scored(0, 0.9)]:
+        apply_event(sessions, CONSUMER, event)
+    assert apply_event(sessions, CONSUMER, _late_failure(FailureStage.SCORE, ln_id="S-001-ln001"))
+    with sessions() as session:
+        slide = session.get(Slide, "S-001")
+        assert slide is not None
+        assert (slide.status, slide.failed_ln_id) == (SlideStatus.FAILED, "S-001-ln001")
+
+    # A slide that never got past ingest fails as before; a reprocess announcement clears it.
+    apply_event(sessions, CONSUMER, slide_scanned("S-009"))
+    assert apply_event(sessions, CONSUMER, _late_failure(FailureStage.INGEST, slide_id="S-009"))
+    with sessions() as session:
+        assert session.get(Slide, "S-009").status == SlideStatus.FAILED  # type: ignore[union-attr]
+    again = slide_scanned("S-009").model_copy(
+        update={"event_id": uuid.uuid4(), "occurred_at": T0 + timedelta(hours=2)}
+    )
+    assert apply_event(sessions, CONSUMER, again)
+    with sessions() as session:
+        slide = session.get(Slide, "S-009")
+        assert slide is not None and (slide.status, slide.failure_code) == (SlideStatus.PENDING, None)

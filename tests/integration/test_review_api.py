@@ -7,10 +7,12 @@ each amendment making a new report version, and the QuPath GeoJSON export / impo
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +28,7 @@ from pathstream.services.review.api import build_api
 from pathstream.services.review.auth import DatabaseTokens
 from pathstream.shared.db import migrate
 from pathstream.shared.db.engine import create_db_engine, session_factory
-from pathstream.shared.db.models import ApiToken, AuditEntry, Role, StudyReport
+from pathstream.shared.db.models import ApiToken, AuditEntry, LymphNode, Role, StudyReport
 from pathstream.shared.settings import PathStreamSettings
 from tests.samples import ln_scored, slide_detected
 
@@ -244,3 +246,35 @@ def test_qupath_export_and_import_round_trip(api: Api) -> None:
     )
     assert refused.status_code == 422 and "crosses itself" in refused.text
     assert api.state() == (before[0] + 1, before[1] + 3)
+
+
+def test_concurrent_label_changes_keep_row_audit_and_report_in_step(api: Api) -> None:
+    """12 label changes of one LN at once (issue 18): each audit "before" is the previous "after",
+    and the LN row, the last audit entry and the newest report version all state the same label."""
+    labels = ["positive" if i % 2 == 0 else "negative" for i in range(12)]
+
+    def change(i: int) -> int:
+        body = {"label": labels[i], "reason": f"concurrent review {i}"}
+        return api.call("PUT", "/lymph-nodes/S-001-ln001/label", api.pathologist, json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        codes = list(pool.map(change, range(12)))
+    assert codes == [200] * 12
+
+    with api.sessions() as session:
+        audit = session.scalars(
+            select(AuditEntry).where(AuditEntry.entity_id == "S-001-ln001").order_by(AuditEntry.id)
+        ).all()
+        node = session.get(LymphNode, "S-001-ln001")
+        newest = session.scalars(select(StudyReport).order_by(StudyReport.version.desc())).first()
+        assert node is not None and newest is not None
+        chain = [(a.before, a.after) for a in audit]
+        row_label = node.effective_label.value
+        report_positive = newest.ln_positive
+    assert len(chain) == 12
+    assert chain[0][0]["review_label"] is None, "the first change saw the model's label"
+    for (_, previous_after), (before, _) in itertools.pairwise(chain):
+        assert before == previous_after, "an audit 'before' was stale"
+    assert chain[-1][1]["review_label"] == row_label
+    # LN 0 is positive by the model; LN 1 is what the last change said.
+    assert report_positive == 1 + (row_label == "positive"), "the newest report disagrees with the row"

@@ -26,6 +26,7 @@ from pathstream.shared.db.models import (
     Study,
 )
 from pathstream.shared.events import (
+    FailureStage,
     LymphNodeScored,
     MarrowClassified,
     SlideDetected,
@@ -33,6 +34,9 @@ from pathstream.shared.events import (
     SlideScanned,
 )
 from pathstream.shared.events.base import utc_now
+from pathstream.shared.logs import get_logger
+
+log = get_logger(__name__)
 
 
 def dialect_insert(session: Session, model: type[Base]) -> Any:
@@ -142,9 +146,45 @@ def apply_slide_detected(session: Session, event: SlideDetected) -> None:
     set_slide_status(session, event.slide_id, SlideStatus.DETECTED, event.occurred_at)
 
 
+_BEFORE_SCORING = frozenset({FailureStage.SCAN, FailureStage.INGEST, FailureStage.DETECT})
+
+
+def failure_is_stale(session: Session, event: SlideFailed) -> bool:
+    """True when `event` reports a failure of work whose result is already stored.
+
+    A scoring failure for an LN that has a score, a scan/ingest/detection failure of a slide whose
+    detection is recorded, a classification failure of a smear already classified: such events
+    come from a stale or duplicated message (a copied `ln.detected` with a bad store, a replay) and
+    must not turn a good result into a failure. A deliberate reprocess announces the slide again
+    first (status back to pending), so its failures count.
+    """
+    slide = session.get(Slide, event.slide_id)
+    if slide is None:
+        return False
+    if event.ln_id is not None:
+        node = session.get(LymphNode, event.ln_id)
+        return node is not None and node.scored_at is not None
+    if event.stage in _BEFORE_SCORING:
+        return slide.status in (SlideStatus.DETECTED, SlideStatus.COMPLETE)
+    if event.stage == FailureStage.CLASSIFY:
+        return session.get(MarrowResult, event.slide_id) is not None and slide.status == SlideStatus.COMPLETE
+    return False
+
+
 def apply_slide_failed(session: Session, event: SlideFailed) -> None:
-    """Mark a slide failed with the stage, code and message, unless a newer event superseded it."""
+    """Mark a slide failed with the stage, code and message, unless a newer event superseded it
+    or the failure is stale (`failure_is_stale`: the result it would override is stored)."""
     ensure_slide(session, event.slide_id, event.study_id)
+    if failure_is_stale(session, event):
+        log.warning(
+            "stale_failure_ignored",
+            slide_id=event.slide_id,
+            ln_id=event.ln_id,
+            stage=event.stage.value,
+            error_code=event.error_code.value,
+            event_id=str(event.event_id),
+        )
+        return
     session.execute(
         update(Slide)
         .where(
