@@ -27,6 +27,8 @@ TABLES = {
     "watched_slides",
     "users",
     "api_tokens",
+    "dead_letter_replays",
+    "slide_reprocessing",
 }
 
 
