@@ -47,6 +47,11 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, _OUTAGE_EXCEPTIONS)
 
 
+def backoff_s(attempt: int, base_s: float, cap_s: float) -> float:
+    """Seconds to wait before attempt `attempt + 1`: `base_s * 2**(attempt-1)`, at most `cap_s`."""
+    return min(cap_s, base_s * 2 ** max(0, attempt - 1))
+
+
 def is_retriable(exc: BaseException) -> bool:
     """True for a `PathStreamError` that says trying again later may succeed."""
     return isinstance(exc, PathStreamError) and exc.retriable

@@ -47,7 +47,7 @@ from faststream.message import StreamMessage
 from pathstream.shared.bus.dead_letter import dead_letter, describe_error, is_permanent
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.logs import get_logger
-from pathstream.shared.retry import is_outage
+from pathstream.shared.retry import backoff_s, is_outage
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import is_dead_letter_topic
 
@@ -75,11 +75,6 @@ def classify(exc: BaseException) -> FailureKind:
     if is_permanent(exc):
         return FailureKind.PERMANENT
     return FailureKind.UNEXPECTED
-
-
-def backoff_s(attempt: int, base_s: float, cap_s: float) -> float:
-    """Seconds to wait before attempt `attempt + 1`: `base_s * 2**(attempt-1)`, at most `cap_s`."""
-    return min(cap_s, base_s * 2 ** max(0, attempt - 1))
 
 
 @dataclass

@@ -10,7 +10,7 @@ from faststream.kafka import KafkaBroker
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Event
 from pathstream.shared.logs import get_logger
-from pathstream.shared.retry import is_outage
+from pathstream.shared.retry import backoff_s, is_outage
 from pathstream.shared.settings import PathStreamSettings
 
 log = get_logger(__name__)
@@ -67,7 +67,7 @@ async def publish_until_sent(broker: KafkaBroker, settings: PathStreamSettings, 
             if not is_outage(exc):
                 raise
             attempt += 1
-            wait = min(settings.handler_outage_max_wait_s, 0.5 * 2 ** (attempt - 1))
+            wait = backoff_s(attempt, 0.5, settings.handler_outage_max_wait_s)
             log.warning(
                 "publish_waiting_for_brokers",
                 event_type=type(event).__name__,

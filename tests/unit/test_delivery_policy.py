@@ -22,9 +22,9 @@ from pathstream.shared.bus.dead_letter import (
     excerpt_bytes,
     is_permanent,
 )
-from pathstream.shared.bus.delivery import DeliveryPolicy, FailureKind, backoff_s, classify
+from pathstream.shared.bus.delivery import DeliveryPolicy, FailureKind, classify
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.retry import is_outage
+from pathstream.shared.retry import backoff_s, is_outage
 from pathstream.shared.settings import PathStreamSettings
 
 
