@@ -211,7 +211,11 @@ class _DeliveryMiddleware(BaseMiddleware):
                 kind = classify(exc)
                 if kind is FailureKind.OUTAGE:
                     outages += 1
-                    wait = backoff_s(outages, self.settings.handler_retry_wait_s or 0.1, self._outage_cap())
+                    wait = backoff_s(
+                        outages,
+                        self.settings.handler_retry_wait_s or 0.1,
+                        self.settings.handler_outage_max_wait_s,
+                    )
                     where.warning(
                         "dependency_unavailable_waiting",
                         error=describe_error(exc),
@@ -246,9 +250,6 @@ class _DeliveryMiddleware(BaseMiddleware):
             await self._commit(flight)
             return result
 
-    def _outage_cap(self) -> float:
-        return self.settings.handler_outage_max_wait_s
-
     async def _give_up(
         self, msg: StreamMessage[Any], flight: InFlight, exc: BaseException, attempts: int
     ) -> None:
@@ -264,7 +265,9 @@ class _DeliveryMiddleware(BaseMiddleware):
                     raise
                 tries += 1
                 log.error("dead_letter_write_failed", attempt=tries, error=describe_error(write_error))
-                await self._sleep_polling(backoff_s(tries, 0.5, self._outage_cap()), flight)
+                await self._sleep_polling(
+                    backoff_s(tries, 0.5, self.settings.handler_outage_max_wait_s), flight
+                )
                 if flight.released:
                     return None
         await self._commit(flight)
