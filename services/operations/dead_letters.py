@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pathstream.shared.bus.admin import pipeline_topics
+from pathstream.shared.bus.admin import pipeline_topics, topic_partitions
 from pathstream.shared.bus.broker import client_kwargs
 from pathstream.shared.bus.dead_letter import DeadLetter
 from pathstream.shared.db.models import DeadLetterReplay
@@ -97,21 +96,9 @@ async def _reader(settings: PathStreamSettings) -> AIOKafkaConsumer:
     return consumer
 
 
-async def _partitions(settings: PathStreamSettings, topics: Sequence[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(**client_kwargs(settings))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [t for t in topics if t in existing]
-        described = await admin.describe_topics(wanted) if wanted else []
-    finally:
-        await admin.close()
-    return [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
-
-
 async def read_dead_letters(settings: PathStreamSettings, topics: Sequence[str]) -> list[DlqEntry]:
     """Every record now in `topics` (DLQ topics), oldest first per partition."""
-    partitions = await _partitions(settings, topics)
+    partitions = await topic_partitions(settings, topics)
     if not partitions:
         return []
     consumer = await _reader(settings)

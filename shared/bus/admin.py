@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -18,6 +19,23 @@ def pipeline_topics(settings: PathStreamSettings) -> list[str]:
     """Every concrete topic of the pipeline and its dead-letter topic, prefix applied."""
     names = [settings.topic(t) for t in Topic]
     return names + [dead_letter_topic(n) for n in names]
+
+
+async def topic_partitions(settings: PathStreamSettings, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of those `topics` that exist, asked of the brokers (a new consumer's metadata
+    knows no topic yet, so `partitions_for_topic` would say none)."""
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in topics if t in existing]
+        described = await admin.describe_topics(wanted) if wanted else []
+    finally:
+        await admin.close()
+    return sorted(
+        (TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]),
+        key=lambda tp: (tp.topic, tp.partition),
+    )
 
 
 async def ensure_topics(

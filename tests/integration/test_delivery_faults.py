@@ -12,12 +12,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from pathstream.services.operations.dead_letters import read_dead_letters, read_original, replay, replayed
-from pathstream.shared.bus.admin import ensure_topics
+from pathstream.shared.bus.admin import ensure_topics, topic_partitions
 from pathstream.shared.bus.broker import build_broker, client_kwargs
 from pathstream.shared.bus.dead_letter import DeadLetter
 from pathstream.shared.bus.startup import start_with_retry
@@ -36,13 +36,14 @@ GROUP = "delivery-faults"
 
 async def group_lag(settings: PathStreamSettings, group: str, topic: str) -> int:
     """Messages in `topic` not yet committed by consumer group `group` (prefix applied)."""
+    partitions = await topic_partitions(settings, [topic])
+    assert partitions, f"{topic} has no partitions"
     admin = AIOKafkaAdminClient(**client_kwargs(settings))
     consumer = AIOKafkaConsumer(**client_kwargs(settings))
     await admin.start()
     await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(settings.topic(group))
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         ends = await consumer.end_offsets(partitions)
         return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
     finally:

@@ -1,0 +1,846 @@
+"""Fault drills on the distributed pipeline (issue 18): real processes on a private Apache Kafka broker
+and a private PostgreSQL server, one fault injected per round, each round checked against an
+undisturbed round of the same study.
+
+A round runs the 3-slide demo study through `watch`, `serve detector`, two `serve escnn` workers and
+`serve reporter` (and `api serve` for amendments), each round with its own topic prefix and database.
+A fault is injected when the round's collector has seen `trigger` LNs scored (or once the study is
+complete). Afterwards a round must show:
+
+- **report**: the final `ReportReady` states the undisturbed round's counts and pN, and every LN row
+  has the undisturbed label and score (an amended LN: the pathologist's last label);
+- **rows**: one database row per LN, none lost or doubled;
+- **lag 0**: every service's consumer group has committed every message of its topics;
+- **accounted**: every hostile message sits in a DLQ with its reason or was answered with a
+  `SlideFailed` naming it; no message of the study itself was dead-lettered;
+- **versions**: the newest report version in the database is the last one published, none is left
+  unpublished, and (for amendments) every audit "before" is the previous "after" and agrees with the
+  row and the newest report.
+
+`benchmarks/faults.py` runs every fault at three timings and prints the faults x outcome table;
+`tests/integration/test_fault_drills.py` runs a fast tier of it in the suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from sqlalchemy import func, select
+
+from pathstream.services.demo.cohort import DemoSlide, write_demo_study
+from pathstream.services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
+from pathstream.services.operations.dead_letters import DlqEntry, dead_letter_topics, read_dead_letters
+from pathstream.services.reporter.handler import CONSUMER as REPORTER_GROUP
+from pathstream.services.reporter.handler import REPORTER_INPUTS
+from pathstream.services.review.auth import DatabaseTokens
+from pathstream.shared.bus.admin import ensure_topics, topic_partitions
+from pathstream.shared.bus.broker import build_broker, client_kwargs
+from pathstream.shared.bus.startup import start_with_retry
+from pathstream.shared.bus.subscribe import consumer_options
+from pathstream.shared.db import migrate
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.db.models import AuditEntry, LymphNode, Role, StudyReport
+from pathstream.shared.events import LymphNodeScored, ReportReady, SlideFailed
+from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.topics import Topic
+from tests.integration.bus_helpers import wait_until
+from tests.integration.kafka_broker import PrivateKafka, free_port
+from tests.integration.private_postgres import PrivatePostgres
+from tests.integration.service_processes import Processes
+
+STUDY_SLIDES = 3
+SERVICE_GROUPS: dict[str, list[str]] = {
+    "detector": [Topic.SLIDES_SCANNED.value],
+    "escnn": [Topic.LN_DETECTED.value],
+    REPORTER_GROUP: [t.TOPIC.value for t in REPORTER_INPUTS],
+}
+"""Each service's consumer group (before the prefix) and the topics it consumes."""
+
+HOSTILE_STUDY = "HOSTILE-0001"
+BIG_TOPIC_BYTES = 16 * 1024 * 1024
+
+
+def cluster_env(
+    kafka_bootstrap: str, topic_prefix: str, pg_url: str, work: Path, **extra: str
+) -> dict[str, str]:
+    """The environment every service process of one cluster shares (demo models, quick group
+    liveness, `work` as data folder parent and the only allowed root); `extra` adds PATHSTREAM_*."""
+    return {
+        **os.environ,
+        "PATHSTREAM_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "PATHSTREAM_TOPIC_PREFIX": topic_prefix,
+        "PATHSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "PATHSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "PATHSTREAM_KAFKA_TOPIC_PARTITIONS": "4",
+        "PATHSTREAM_DATABASE_URL": pg_url,
+        "PATHSTREAM_DATA_DIR": str(work / "cluster"),
+        "PATHSTREAM_ALLOWED_ROOTS": str(work),
+        "PATHSTREAM_DETECTOR_CHECKPOINT": str(DETECTOR_CHECKPOINT),
+        "PATHSTREAM_ESCNN_CHECKPOINT": str(ESCNN_CHECKPOINT),
+        "PATHSTREAM_ESCNN_BACKBONE": ESCNN_BACKBONE,
+        "PATHSTREAM_ESCNN_TILE_SIZE": "1024",
+        "PATHSTREAM_REPORT_OUTBOX_POLL_S": "0.5",
+        "PATHSTREAM_HANDLER_GRACEFUL_TIMEOUT_S": "10",
+        "PATHSTREAM_HANDLER_OUTAGE_MAX_WAIT_S": "2",
+        "PATHSTREAM_LOG_LEVEL": "INFO",
+        **{f"PATHSTREAM_{k.upper()}": v for k, v in extra.items()},
+    }
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What a round ended with: the final report and the LN rows."""
+
+    positive: int
+    negative: int
+    pn_category: str | None
+    report_version: int
+    lns: dict[str, tuple[str, float]]
+    """ln_id -> (effective label, score)."""
+
+
+@dataclass
+class Outcome:
+    """One round's checks; `ok` when all hold."""
+
+    fault: str
+    timing: str
+    seconds: float = 0.0
+    report: bool = False
+    rows: bool = False
+    lag_zero: bool = False
+    accounted: bool = False
+    versions: bool = False
+    scorings: int = 0
+    lns: int = 0
+    dead_letters: int = 0
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check of the round held."""
+        return self.report and self.rows and self.lag_zero and self.accounted and self.versions
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (benchmarks' output)."""
+        return {**{k: v for k, v in self.__dict__.items()}, "ok": self.ok}
+
+
+class Cluster:
+    """The private broker and database all rounds share, and the demo study's slides."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.kafka = PrivateKafka(work / "kafka")
+        self.postgres = PrivatePostgres()
+        self.slides: list[DemoSlide] = []
+
+    def start(self) -> None:
+        """Start broker and database; write the demo study once."""
+        self.kafka.start()
+        self.postgres.start()
+        self.slides = write_demo_study(self.work / "staging", STUDY_SLIDES)
+
+    def stop(self) -> None:
+        """Stop and remove both servers."""
+        try:
+            self.kafka.stop()
+        finally:
+            self.postgres.remove()
+
+
+@dataclass
+class Hostile:
+    """A message nobody should have sent, and where it must end up."""
+
+    name: str
+    topic: str
+    key: bytes
+    value: bytes | None
+    slide_id: str | None = None
+    ln_id: str | None = None
+    partition: int = -1
+    offset: int = -1
+
+
+class Round:
+    """One run of the study through the service processes, with its own prefix and database."""
+
+    def __init__(self, cluster: Cluster, name: str, **env: str) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.dir = cluster.work / "rounds" / name
+        self.dir.mkdir(parents=True)
+        suffix = uuid.uuid4().hex[:8]
+        self.prefix = f"f{suffix}."
+        self.db_url = cluster.postgres.create_database(f"drill_{suffix}")
+        self.settings = PathStreamSettings(
+            data_dir=self.dir / "collector",
+            kafka_bootstrap=cluster.kafka.bootstrap,
+            topic_prefix=self.prefix,
+            kafka_session_timeout_ms=6000,
+            kafka_heartbeat_interval_ms=500,
+            kafka_connect_timeout_s=60,
+            kafka_max_request_size=BIG_TOPIC_BYTES,
+        )
+        self.env = cluster_env(cluster.kafka.bootstrap, self.prefix, self.db_url, self.dir, **env)
+        (self.dir / "logs").mkdir()
+        self.processes = Processes(self.env, self.dir / "logs")
+        self.incoming = self.dir / "incoming"
+        self.scored: list[LymphNodeScored] = []
+        self.reports: list[ReportReady] = []
+        self.failures: list[SlideFailed] = []
+        self.hostile: list[Hostile] = []
+        self.amended: set[str] = set()
+        self.api_url: str | None = None
+        self._collector = build_broker(self.settings)
+        self.engine = create_db_engine(self.db_url)
+        self.sessions = session_factory(self.engine)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start_services(self) -> None:
+        """Start reporter, detector, two ESCNN workers and the folder watcher."""
+        self.processes.start("reporter", "serve", "reporter", "--no-create-topics")
+        self.processes.start("detector", "serve", "detector", "--no-create-topics")
+        self.processes.start("escnn-a", "serve", "escnn", "--no-create-topics")
+        self.processes.start("escnn-b", "serve", "escnn", "--no-create-topics")
+        self.processes.start("watch", "watch", str(self.incoming), "--settle", "1", "--poll", "0.5")
+
+    async def start(self) -> None:
+        """Schema, topics, the collector of results, the services; then the scanner drops the files."""
+        migrate.upgrade(self.db_url)
+        await ensure_topics(self.settings, partitions=4)
+        self.incoming.mkdir()
+        collector = self._collector
+
+        @collector.subscriber(
+            self.settings.topic(Topic.REPORTS_READY), **consumer_options(self.settings, "drill-reports")
+        )
+        async def on_report(event: ReportReady) -> None:
+            self.reports.append(event)
+
+        @collector.subscriber(
+            self.settings.topic(Topic.LN_SCORED), **consumer_options(self.settings, "drill-scored")
+        )
+        async def on_scored(event: LymphNodeScored) -> None:
+            self.scored.append(event)
+
+        @collector.subscriber(
+            self.settings.topic(Topic.SLIDES_FAILED), **consumer_options(self.settings, "drill-failed")
+        )
+        async def on_failed(event: SlideFailed) -> None:
+            self.failures.append(event)
+
+        await start_with_retry(collector, self.settings)
+        self.start_services()
+        for slide in self.cluster.slides:  # whole files appear in the folder, as a scanner writes them
+            shutil.copyfile(slide.path, self.incoming / slide.path.name)
+
+    async def wait_scored(self, count: int) -> None:
+        """Until the collector has seen `count` LymphNodeScored events."""
+        await wait_until(lambda: len(self.scored) >= count, 300, f"{count} LNs scored")
+
+    def complete(self) -> bool:
+        """True once a report for every slide of the study has been published."""
+        return any(r.study_id != HOSTILE_STUDY and r.slides_complete == STUDY_SLIDES for r in self.reports)
+
+    async def wait_complete(self, timeout_s: float = 420) -> None:
+        """Until the study's complete report has been published."""
+        await wait_until(self.complete, timeout_s, "the complete study report")
+
+    async def stop(self) -> None:
+        """Stop the processes and the collector; release the database connections."""
+        self.processes.stop()
+        await self._collector.stop()
+        self.engine.dispose()
+
+    # -- faults -------------------------------------------------------------------------------
+
+    async def stop_services_and_rewind(self, groups: list[str]) -> None:
+        """Stop every service, set `groups`' committed offsets of all their topics to 0, restart."""
+        self.processes.stop()
+        self.processes.running.clear()
+        for group in groups:
+            topics = [self.settings.topic(t) for t in SERVICE_GROUPS[group]]
+            consumer = AIOKafkaConsumer(
+                **client_kwargs(self.settings), group_id=self.settings.topic(group), enable_auto_commit=False
+            )
+            await consumer.start()
+            try:
+                partitions = await topic_partitions(self.settings, topics)
+                consumer.assign(partitions)
+                await consumer.commit({tp: 0 for tp in partitions})
+            finally:
+                await consumer.stop()
+        self.start_services()
+
+    async def publish_raw(self, messages: list[Hostile]) -> None:
+        """Send `messages` as raw bytes (no PathStream producer would), recording them as hostile."""
+        producer = AIOKafkaProducer(**client_kwargs(self.settings), max_request_size=BIG_TOPIC_BYTES)
+        await producer.start()
+        try:
+            for message in messages:
+                sent = await producer.send_and_wait(message.topic, message.value, key=message.key)
+                message.partition, message.offset = sent.partition, sent.offset
+                self.hostile.append(message)
+        finally:
+            await producer.stop()
+
+    async def allow_big_messages(self, base_topics: list[Topic]) -> None:
+        """Let `base_topics` take 16 MiB messages, as a cluster someone configured loosely would."""
+        admin = AIOKafkaAdminClient(**client_kwargs(self.settings))
+        await admin.start()
+        try:
+            await admin.alter_configs(
+                [
+                    ConfigResource(
+                        ConfigResourceType.TOPIC,
+                        self.settings.topic(t),
+                        configs={"max.message.bytes": str(BIG_TOPIC_BYTES)},
+                    )
+                    for t in base_topics
+                ]
+            )
+        finally:
+            await admin.close()
+
+    async def first_detected_event(self) -> dict[str, Any]:
+        """The first `LymphNodeDetected` of the study, read back from its topic."""
+        topic = self.settings.topic(Topic.LN_DETECTED)
+        consumer = AIOKafkaConsumer(**client_kwargs(self.settings), group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = await topic_partitions(self.settings, [topic])
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    for record in records:
+                        body: dict[str, Any] = json.loads(record.value)
+                        if body.get("study_id") != HOSTILE_STUDY:
+                            return body
+        finally:
+            await consumer.stop()
+        raise AssertionError("no LymphNodeDetected on the topic")
+
+    def start_api(self) -> tuple[str, str]:
+        """Start `pathstream api serve` for this round; returns (base URL, a pathologist token)."""
+        port = free_port()
+        self.processes.start("api", "api", "serve", "--port", str(port))
+        tokens = DatabaseTokens(self.sessions)
+        tokens.add_user("drill-pathologist", Role.PATHOLOGIST)
+        token = tokens.issue("drill-pathologist").token
+        self.api_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(
+                    self.api_url + "/openapi.json", headers={"Authorization": f"Bearer {token}"}, timeout=5
+                )
+                return self.api_url, token
+            except httpx.TransportError:
+                time.sleep(0.5)
+        raise AssertionError(f"the review API did not answer; see {self.dir / 'logs' / 'api.log'}")
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def result(self) -> StudyResult:
+        """The final published report of the study and its LN rows."""
+        final = max((r for r in self.reports if r.study_id != HOSTILE_STUDY), key=lambda r: r.report_version)
+        with self.sessions() as session:
+            rows = session.scalars(select(LymphNode).where(LymphNode.study_id == final.study_id)).all()
+            lns = {r.ln_id: (r.effective_label.value, float(r.score or 0.0)) for r in rows}
+        pn = final.pn_category.value if final.pn_category is not None else None
+        return StudyResult(final.ln_positive, final.ln_negative, pn, final.report_version, lns)
+
+    async def lag(self) -> dict[str, int]:
+        """Uncommitted messages per service group."""
+        admin = AIOKafkaAdminClient(**client_kwargs(self.settings))
+        consumer = AIOKafkaConsumer(**client_kwargs(self.settings))
+        await admin.start()
+        await consumer.start()
+        try:
+            lags = {}
+            for group, bases in SERVICE_GROUPS.items():
+                committed = await admin.list_consumer_group_offsets(self.settings.topic(group))
+                topics = [self.settings.topic(t) for t in bases]
+                partitions = await topic_partitions(self.settings, topics)
+                assert len(partitions) == 4 * len(topics), f"partitions of {topics}: {partitions}"
+                ends = await consumer.end_offsets(partitions)
+                lags[group] = sum(
+                    ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions
+                )
+            return lags
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    async def wait_lag_zero(self, timeout_s: float = 120) -> dict[str, int]:
+        """Until every service group has lag 0 (or the timeout); returns the last lags seen."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            lags = await self.lag()
+            if not any(lags.values()) or time.monotonic() > deadline:
+                return lags
+            await asyncio.sleep(1.0)
+
+    async def dead_letters(self) -> list[DlqEntry]:
+        """Every DLQ record of this round."""
+        return await read_dead_letters(self.settings, dead_letter_topics(self.settings))
+
+    def audit_consistent(self, outcome: Outcome) -> bool:
+        """Every LN's audit chain links up and its last "after" is what the row says."""
+        with self.sessions() as session:
+            audit = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+            by_ln: dict[str, list[AuditEntry]] = {}
+            for entry in audit:
+                by_ln.setdefault(entry.entity_id, []).append(entry)
+            good = True
+            for ln_id, chain in by_ln.items():
+                row = session.get(LymphNode, ln_id)
+                for previous, entry in itertools.pairwise(chain):
+                    if entry.before != previous.after:
+                        outcome.details.append(f"audit of {ln_id}: a stale 'before'")
+                        good = False
+                last = chain[-1].after.get("review_label")
+                if row is None or (last is not None and row.effective_label.value != last):
+                    outcome.details.append(f"{ln_id}: row and last audit entry disagree")
+                    good = False
+            return good
+
+
+Fault = Callable[[Round, Outcome], Awaitable[None]]
+"""Injects one fault into a running round (after its trigger) and notes what it did."""
+
+
+@dataclass(frozen=True)
+class Drill:
+    """One fault at one timing: when to inject it and with which service settings."""
+
+    fault: str
+    timing: str
+    inject: Fault
+    trigger: int | None = 1
+    """Inject after this many LNs were scored; None: once the study is complete."""
+    env: dict[str, str] = field(default_factory=dict)
+    exactly_once: bool = False
+    """Each LN must be scored exactly once (no redelivery may happen)."""
+
+
+async def run_drill(
+    cluster: Cluster, drill: Drill, baseline: StudyResult | None
+) -> tuple[Outcome, StudyResult]:
+    """Run one round with `drill`'s fault and check it against `baseline` (None: this is the
+    undisturbed round, which sets the baseline)."""
+    outcome = Outcome(drill.fault, drill.timing)
+    started = time.perf_counter()
+    round_ = Round(cluster, f"{drill.fault}-{drill.timing}".replace(" ", "_"), **drill.env)
+    try:
+        await round_.start()
+        if drill.trigger is not None:
+            await round_.wait_scored(drill.trigger)
+            await drill.inject(round_, outcome)
+        await round_.wait_complete()
+        if drill.trigger is None:
+            await drill.inject(round_, outcome)
+        lags = await round_.wait_lag_zero()
+        round_.processes.assert_alive()
+        await _check(round_, drill, outcome, lags, baseline)
+        result = round_.result()
+    except Exception as exc:  # a round that could not finish is a failed outcome, not a crash
+        outcome.details.append(f"{type(exc).__name__}: {exc}; logs in {round_.dir / 'logs'}")
+        result = StudyResult(0, 0, None, 0, {})
+    finally:
+        await round_.stop()
+    outcome.seconds = round(time.perf_counter() - started, 1)
+    return outcome, result
+
+
+async def _check(
+    round_: Round, drill: Drill, outcome: Outcome, lags: dict[str, int], baseline: StudyResult | None
+) -> None:
+    result = round_.result()
+    outcome.lns = len(result.lns)
+    outcome.scorings = sum(1 for s in round_.scored if s.study_id != HOSTILE_STUDY)
+    outcome.lag_zero = not any(lags.values())
+    if not outcome.lag_zero:
+        outcome.details.append(f"lag {lags}")
+
+    scored_ids = Counter(s.ln_id for s in round_.scored if s.study_id != HOSTILE_STUDY)
+    outcome.rows = set(result.lns) == set(scored_ids)
+    if drill.exactly_once and any(n != 1 for n in scored_ids.values()):
+        outcome.rows = False
+        outcome.details.append(f"scored more than once: {[k for k, n in scored_ids.items() if n != 1]}")
+    if baseline is not None:
+        outcome.rows = outcome.rows and set(result.lns) == set(baseline.lns)
+        amended = {ln for ln, (label, _) in result.lns.items() if label != baseline.lns.get(ln, ("", 0))[0]}
+        amended -= round_.amended
+        same_scores = all(abs(result.lns[ln][1] - baseline.lns[ln][1]) < 1e-5 for ln in result.lns)
+        expected_positive = sum(1 for label, _ in result.lns.values() if label == "positive")
+        outcome.report = (
+            not amended
+            and same_scores
+            and result.positive == expected_positive
+            and result.positive + result.negative == baseline.positive + baseline.negative
+            and (
+                bool(round_.amended)
+                or (result.positive, result.pn_category) == (baseline.positive, baseline.pn_category)
+            )
+        )
+        if not outcome.report:
+            outcome.details.append(
+                f"report {result.positive}/{result.positive + result.negative} {result.pn_category} vs "
+                f"{baseline.positive}/{baseline.positive + baseline.negative} {baseline.pn_category}; "
+                f"labels changed: {sorted(amended)}"
+            )
+    else:
+        outcome.report = True
+
+    entries = await round_.dead_letters()
+    outcome.dead_letters = len(entries)
+    outcome.accounted = _accounted(round_, entries, outcome)
+
+    with round_.sessions() as session:
+        latest = session.scalars(
+            select(StudyReport)
+            .where(StudyReport.study_id != HOSTILE_STUDY)
+            .order_by(StudyReport.version.desc())
+        ).first()
+        unpublished = session.scalar(
+            select(func.count()).select_from(StudyReport).where(StudyReport.published_at.is_(None))
+        )
+    outcome.versions = (
+        latest is not None
+        and latest.version == result.report_version
+        and unpublished == 0
+        and round_.audit_consistent(outcome)
+    )
+    if not outcome.versions:
+        version = latest.version if latest is not None else None
+        outcome.details.append(
+            f"newest version {version}, last published {result.report_version}, unpublished {unpublished}"
+        )
+
+
+def _accounted(round_: Round, entries: list[DlqEntry], outcome: Outcome) -> bool:
+    """Every hostile message is in a DLQ (each consuming group dead-letters its own copy) or answered
+    by a SlideFailed naming it; no other message was dead-lettered."""
+    good = True
+    claimed: set[int] = set()
+    for message in round_.hostile:
+        found = [
+            i
+            for i, e in enumerate(entries)
+            if (e.record.original_topic, e.record.original_partition, e.record.original_offset)
+            == (message.topic, message.partition, message.offset)
+        ]
+        claimed.update(found)
+        answers = [
+            f"DLQ {entries[i].record.error_code or entries[i].record.error_type} "
+            f"({entries[i].record.error[:90]})"
+            for i in found[:1]
+        ]
+        answers += [
+            f"SlideFailed {f.error_code.value}"
+            for f in round_.failures
+            if message.slide_id is not None
+            and f.slide_id == message.slide_id
+            and (message.ln_id is None or f.ln_id == message.ln_id)
+        ][:1]
+        if not answers:
+            answers = ["LOST (neither dead-lettered nor answered)"]
+            good = False
+        outcome.details.append(f"{message.name}: {'; '.join(answers)}")
+    for i, entry in enumerate(entries):
+        if i not in claimed:
+            outcome.details.append(f"a study message was dead-lettered: {entry.origin} {entry.record.error}")
+            good = False
+    return good
+
+
+# -- the faults ----------------------------------------------------------------------------------
+
+
+async def kill_escnn_worker(round_: Round, outcome: Outcome) -> None:
+    """SIGKILL ESCNN worker a mid-LN and start a replacement."""
+    round_.processes.kill("escnn-a")
+    round_.processes.start("escnn-a2", "serve", "escnn", "--no-create-topics")
+
+
+async def kill_reporter(round_: Round, outcome: Outcome) -> None:
+    """SIGKILL the reporter mid-event; start it again 2 s later."""
+    round_.processes.kill("reporter")
+    await asyncio.sleep(2)
+    round_.processes.start("reporter-2", "serve", "reporter", "--no-create-topics")
+
+
+def stop_postgres(seconds: float, mode: str) -> Fault:
+    """PostgreSQL down for `seconds` (`fast` shutdown or an `immediate` crash), then back."""
+
+    async def inject(round_: Round, outcome: Outcome) -> None:
+        round_.cluster.postgres.stop(mode)
+        await asyncio.sleep(seconds)
+        round_.cluster.postgres.start()
+
+    return inject
+
+
+def stop_broker(seconds: float) -> Fault:
+    """The broker stopped cleanly (an operator's restart) for `seconds`, then started on its data."""
+
+    async def inject(round_: Round, outcome: Outcome) -> None:
+        round_.cluster.kafka.stop(keep_data=True)
+        await asyncio.sleep(seconds)
+        round_.cluster.kafka.start()
+
+    return inject
+
+
+async def nothing(round_: Round, outcome: Outcome) -> None:
+    """No injection: the round's settings are the fault (e.g. a lowered poll interval)."""
+
+
+def hostile_messages(with_study_copy: bool) -> Fault:
+    """Send not-JSON, wrong-schema, 2 MB invalid, 13 MB valid (1e6-point contour), path-traversal,
+    outside-roots and empty messages; with `with_study_copy`, also a copy of one of the study's own
+    LN events whose `store_uri` names /etc (its real result must stand)."""
+
+    def build(topic: Callable[[str], str]) -> list[Hostile]:
+        scanned = {
+            "event_id": str(uuid.uuid4()),
+            "slide_id": "HOSTILE-S1",
+            "study_id": HOSTILE_STUDY,
+            "specimen": "lymph_node",
+            "uri": "../../../../etc/passwd",
+            "sha256": "0" * 64,
+            "mpp": 0.46,
+        }
+        square = [[0, 0], [400, 0], [400, 400], [0, 400]]
+        detected = {
+            "event_id": str(uuid.uuid4()),
+            "ln_id": "HOSTILE-S2-ln000",
+            "slide_id": "HOSTILE-S2",
+            "study_id": HOSTILE_STUDY,
+            "index": 0,
+            "contour": square,
+            "bbox": {"x": 0, "y": 0, "width": 400, "height": 400},
+            "area_um2": 33856.0,
+            "store_uri": "/etc",
+            "model_version": "hostile",
+        }
+        step = 2 * math.pi / 1_000_000
+        circle = [
+            [round(5000 + 4000 * math.cos(i * step)), round(5000 + 4000 * math.sin(i * step))]
+            for i in range(1_000_000)
+        ]
+        huge = {
+            **detected,
+            "event_id": str(uuid.uuid4()),
+            "ln_id": "HOSTILE-S3-ln000",
+            "slide_id": "HOSTILE-S3",
+        }
+        huge["contour"] = circle
+        return [
+            Hostile("not JSON", topic(Topic.SLIDES_SCANNED), b"hostile-1", b"\xff\xfenot json {"),
+            Hostile(
+                "wrong schema", topic(Topic.LN_DETECTED), b"hostile-2", json.dumps({"ln_id": 5}).encode()
+            ),
+            Hostile("empty body", topic(Topic.LN_SCORED), b"hostile-3", None),
+            Hostile(
+                "2 MB invalid",
+                topic(Topic.SLIDES_SCANNED),
+                b"hostile-4",
+                b'{"slide_id": "' + b"A" * 2_000_000 + b'"}',
+            ),
+            Hostile(
+                "13 MB valid, 1e6-point contour",
+                topic(Topic.LN_DETECTED),
+                b"hostile-5",
+                json.dumps(huge).encode(),
+            ),
+            Hostile(
+                "path traversal",
+                topic(Topic.SLIDES_SCANNED),
+                b"hostile-6",
+                json.dumps(scanned).encode(),
+                slide_id="HOSTILE-S1",
+            ),
+            Hostile(
+                "store_uri outside roots",
+                topic(Topic.LN_DETECTED),
+                b"hostile-7",
+                json.dumps(detected).encode(),
+                slide_id="HOSTILE-S2",
+                ln_id="HOSTILE-S2-ln000",
+            ),
+        ]
+
+    async def inject(round_: Round, outcome: Outcome) -> None:
+        await round_.allow_big_messages([Topic.SLIDES_SCANNED, Topic.LN_DETECTED])
+        topic = round_.settings.topic
+        # Built in a thread: a 13 MB JSON takes seconds, and the collector must keep heartbeating.
+        messages = await asyncio.to_thread(build, topic)
+        if with_study_copy:
+            copy = await round_.first_detected_event()
+            copy.update(event_id=str(uuid.uuid4()), store_uri="/etc")
+            messages.append(
+                Hostile(
+                    "study LN copy, store_uri /etc",
+                    topic(Topic.LN_DETECTED),
+                    copy["ln_id"].encode(),
+                    json.dumps(copy).encode(),
+                    slide_id=copy["slide_id"],
+                    ln_id=copy["ln_id"],
+                )
+            )
+        await round_.publish_raw(messages)
+        outcome.details.append(f"{len(messages)} hostile messages sent")
+
+    return inject
+
+
+def replay_from_zero(groups: list[str]) -> Fault:
+    """Stop the services, rewind `groups` to offset 0 on all their topics, restart them."""
+
+    async def inject(round_: Round, outcome: Outcome) -> None:
+        before = len(round_.reports)
+        await round_.stop_services_and_rewind(groups)
+        await asyncio.sleep(5)
+        await round_.wait_lag_zero(240)
+        outcome.details.append(f"rewound {', '.join(groups)}; {len(round_.reports) - before} reports after")
+
+    return inject
+
+
+def concurrent_amendments(spacing_s: float) -> Fault:
+    """12 label changes of one scored LN through the review API, `spacing_s` apart (0: all at once)."""
+
+    async def inject(round_: Round, outcome: Outcome) -> None:
+        url, token = await asyncio.to_thread(round_.start_api)
+        ln_id = round_.scored[0].ln_id
+        labels = ["positive" if i % 2 == 0 else "negative" for i in range(12)]
+
+        def change(i: int) -> int:
+            time.sleep(i * spacing_s)
+            body = {"label": labels[i], "reason": f"drill review {i}"}
+            response = httpx.put(
+                f"{url}/lymph-nodes/{ln_id}/label",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+            )
+            return response.status_code
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            codes = await asyncio.to_thread(lambda: list(pool.map(change, range(12))))
+        round_.amended.add(ln_id)
+        outcome.details.append(f"12 amendments of {ln_id}: HTTP {sorted(Counter(codes).items())}")
+        with round_.sessions() as session:
+            newest = session.scalar(select(func.max(StudyReport.version)))
+        await wait_until(
+            lambda: any(r.report_version == newest for r in round_.reports), 60, "the amended report sent"
+        )
+
+    return inject
+
+
+# -- the catalogue ----------------------------------------------------------------------------------
+
+UNDISTURBED = Drill("undisturbed", "-", nothing, trigger=None)
+
+
+def drills() -> list[Drill]:
+    """Every fault at three timings (issue 18's fault-injection suite)."""
+    every = [SERVICE_GROUPS_ALL]
+    return [
+        *(Drill("ESCNN worker SIGKILL mid-LN", f"after {k} scored", kill_escnn_worker, k) for k in (1, 4, 8)),
+        *(Drill("reporter SIGKILL mid-event", f"after {k} scored", kill_reporter, k) for k in (1, 5, 9)),
+        Drill("PostgreSQL down 30 s", "after 1 scored, fast stop", stop_postgres(30, "fast"), 1),
+        Drill("PostgreSQL down 30 s", "after 4 scored, crash", stop_postgres(30, "immediate"), 4),
+        Drill("PostgreSQL down 30 s", "after 8 scored, fast stop", stop_postgres(30, "fast"), 8),
+        *(Drill("broker down 10 s", f"after {k} scored", stop_broker(10), k) for k in (1, 4, 8)),
+        *(
+            Drill(
+                "long LN past the poll interval",
+                f"max.poll.interval {ms} ms",
+                nothing,
+                None,
+                {"kafka_max_poll_interval_ms": str(ms)},
+                exactly_once=True,
+            )
+            for ms in (1000, 1500, 2500)
+        ),
+        Drill("hostile messages", "before the study", hostile_messages(False), 0),
+        Drill("hostile messages", "after 4 scored", hostile_messages(True), 4),
+        Drill("hostile messages", "after the report", hostile_messages(True), None),
+        *(
+            Drill("replay of every topic from offset 0", timing, replay_from_zero(groups), trigger)
+            for timing, groups, trigger in [
+                ("after the report", *every, None),
+                ("after 5 scored", *every, 5),
+                ("after the report, reporter only", [REPORTER_GROUP], None),
+            ]
+        ),
+        Drill(
+            "12 concurrent amendments of one LN", "after the report, at once", concurrent_amendments(0), None
+        ),
+        Drill(
+            "12 concurrent amendments of one LN",
+            "after the report, 20 ms apart",
+            concurrent_amendments(0.02),
+            None,
+        ),
+        Drill("12 concurrent amendments of one LN", "after 6 scored, at once", concurrent_amendments(0), 6),
+    ]
+
+
+SERVICE_GROUPS_ALL = list(SERVICE_GROUPS)
+
+FAST_TIER = {
+    ("reporter SIGKILL mid-event", "after 5 scored"),
+    ("PostgreSQL down 30 s", "after 4 scored, crash"),
+    ("hostile messages", "after 4 scored"),
+    ("replay of every topic from offset 0", "after 5 scored"),
+    ("12 concurrent amendments of one LN", "after 6 scored, at once"),
+}
+"""One timing of the faults `test_distributed_pipeline.py` does not already drill (it kills an ESCNN
+worker and restarts the broker), run in the suite; the benchmark runs every timing."""
+
+
+def table(outcomes: list[Outcome]) -> str:
+    """The faults x outcome table (Markdown)."""
+
+    def mark(flag: bool) -> str:
+        return "yes" if flag else "**NO**"
+
+    lines = [
+        "| fault | timing | report = undisturbed | one row per LN | lag 0 | every message accounted "
+        "| versions/audit agree | scorings/LNs | DLQ | s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        lines.append(
+            f"| {o.fault} | {o.timing} | {mark(o.report)} | {mark(o.rows)} | {mark(o.lag_zero)} | "
+            f"{mark(o.accounted)} | {mark(o.versions)} | {o.scorings}/{o.lns} | {o.dead_letters} "
+            f"| {o.seconds} |"
+        )
+    return "\n".join(lines)
