@@ -11,12 +11,14 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from pathstream.services.cli.errors import EXIT_USER_ERROR
 from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Specimen
 from pathstream.shared.settings import PathStreamSettings, get_settings
 
 console = Console(highlight=False)
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -33,14 +35,30 @@ def _progress_bar() -> Iterator[Any]:
 
 
 def run_pipeline(
-    settings: PathStreamSettings, slides: list[Path], study: str | None, specimen: Specimen, out: Path
+    settings: PathStreamSettings,
+    slides: list[Path],
+    study: str | None,
+    specimen: Specimen,
+    out: Path,
+    *,
+    slide_ids: list[str] | None = None,
+    mpp: float | None = None,
 ) -> list[dict[str, Any]]:
     """Run `slides` through the embedded pipeline with the configured models, showing progress;
     return each study's result (`pathstream.services.embedded.batch.run_slides`)."""
     from pathstream.services.embedded.batch import run_slides
 
     with _progress_bar() as progress:
-        return run_slides(settings, slides, study, specimen, out, progress)
+        return run_slides(settings, slides, study, specimen, out, progress, slide_ids=slide_ids, mpp=mpp)
+
+
+def _checked_id(value: str, option: str) -> str:
+    from pathstream.shared.naming import safe_id
+
+    try:
+        return safe_id(value)
+    except ValueError as exc:
+        raise PathStreamError(ErrorCode.INVALID_CONFIGURATION, f"{option} {value!r}: {exc}.") from None
 
 
 def run(
@@ -52,6 +70,14 @@ def run(
     out: Path = typer.Option(
         ..., "--out", help="Folder for reports (FHIR), GeoJSON, heatmaps and occlusion maps."
     ),
+    slide_id: list[str] = typer.Option(
+        None,
+        "--slide-id",
+        help="Slide id, one per slide in their order (default: the file name without extension).",
+    ),
+    mpp: float | None = typer.Option(
+        None, "--mpp", help="Level-0 um/px for slides whose files do not record a usable one."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Process slides end to end on this machine (SQLite, local tile stores, no servers) and print
@@ -62,20 +88,38 @@ def run(
     for lymph nodes; PATHSTREAM_MARROW_CHECKPOINT for bone marrow.
     """
     from pathstream.services.embedded.report_view import render_study
-    from pathstream.shared.naming import safe_id
 
-    if study is not None:
-        try:
-            study = safe_id(study)
-        except ValueError as exc:
-            raise PathStreamError(ErrorCode.INVALID_CONFIGURATION, f"--study: {exc}.") from None
-    results = run_pipeline(get_settings(), slides, study, specimen, out)
+    study = None if study is None else _checked_id(study, "--study")
+    slide_ids = [_checked_id(s, "--slide-id") for s in slide_id] if slide_id else None
+    results = run_pipeline(get_settings(), slides, study, specimen, out, slide_ids=slide_ids, mpp=mpp)
     if as_json:
         print(json.dumps({"out": str(out), "studies": results}, indent=2))
-        return
+    else:
+        for result in results:
+            console.print(render_study(result))
+        console.print(f"FHIR reports, GeoJSON and heatmaps: {out}")
+    unfinished = incomplete_slides(results)
+    if unfinished:
+        # Scripts and schedulers read the exit status: a run with a failed slide did not succeed.
+        total = sum(len(r["slides"]) for r in results)
+        _stderr.print(f"{len(unfinished)} of {total} slides did not complete:", markup=False)
+        for line in unfinished:
+            _stderr.print(f"  {line}", markup=False)
+        raise typer.Exit(EXIT_USER_ERROR)
+
+
+def incomplete_slides(results: list[dict[str, Any]]) -> list[str]:
+    """One line per slide of `results` (`run_slides` output) that is not complete: its id, status
+    and failure code and message; empty when every slide completed."""
+    lines = []
     for result in results:
-        console.print(render_study(result))
-    console.print(f"FHIR reports, GeoJSON and heatmaps: {out}")
+        for slide in result["slides"]:
+            if slide["status"] == "complete":
+                continue
+            failure = slide["failure"]
+            why = f"[{failure['code']}] {failure['message']}" if failure else "no result"
+            lines.append(f"{slide['slide_id']} ({result['study_id']}): {slide['status']}, {why}")
+    return lines
 
 
 def demo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,17 @@ def run_slides(
     specimen: Specimen,
     out: Path,
     progress: Progress | None = None,
+    *,
+    slide_ids: Sequence[str] | None = None,
+    mpp: float | None = None,
 ) -> list[dict[str, Any]]:
     """Run the slide files `slides` (all of `specimen`, study `study` or each name's prefix) through
     the embedded pipeline with the configured models, outputs under `out`; return each study's
     result (`services.reporter.study_view.study_result`) with every slide's `marrow_json` or
-    `geojson` path added. Raises `PathStreamError` for a missing slide, clashing slide ids or a
-    model that cannot be loaded."""
-    planned = plan_slides(slides, study)
+    `geojson` path added. `slide_ids` (one per slide) replace the ids from file names; `mpp` (um/px)
+    is announced for slides without usable mpp metadata. Raises `PathStreamError` for a missing
+    slide, clashing slide ids or a model that cannot be loaded."""
+    planned = plan_slides(slides, study, slide_ids, mpp)
     # Slides named on the command line are the operator's explicit choice: allow their folders.
     roots = list(dict.fromkeys([*settings.allowed_roots, *(str(s.path.parent) for s in planned)]))
     settings = settings.model_copy(update={"allowed_roots": roots})

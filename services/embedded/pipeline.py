@@ -48,14 +48,29 @@ class SlideInput:
     path: Path
     slide_id: str
     study_id: str
+    mpp: float | None = None
+    """Operator-supplied level-0 um/px for a file without (usable) mpp metadata."""
 
 
-def plan_slides(paths: list[Path], study_id: str | None) -> list[SlideInput]:
-    """Ids for the slide files: slide id from the file name; study id `study_id` when given, else
-    the name's prefix before the first `_` (as `pathstream watch` does). Raises
-    `PathStreamError(SLIDE_NOT_FOUND / INVALID_CONFIGURATION)` for a missing file or a repeated id."""
+def plan_slides(
+    paths: list[Path],
+    study_id: str | None,
+    slide_ids: Sequence[str] | None = None,
+    mpp: float | None = None,
+) -> list[SlideInput]:
+    """Ids for the slide files: slide id `slide_ids[i]` when given (one per path, in order), else
+    from the file name; study id `study_id` when given, else the name's prefix before the first `_`
+    (as `pathstream watch` does); `mpp` (um/px) announced for every slide. Raises
+    `PathStreamError(SLIDE_NOT_FOUND / INVALID_CONFIGURATION)` for a missing file, a slide-id count
+    that does not match or a repeated id."""
+    if slide_ids is not None and len(slide_ids) != len(paths):
+        raise PathStreamError(
+            ErrorCode.INVALID_CONFIGURATION,
+            f"{len(slide_ids)} --slide-id value(s) for {len(paths)} slide(s).",
+            hint="Give one --slide-id per slide, in the order of the slides, or none.",
+        )
     planned: list[SlideInput] = []
-    for path in paths:
+    for number, path in enumerate(paths):
         if not path.exists():
             raise PathStreamError(
                 ErrorCode.SLIDE_NOT_FOUND,
@@ -63,17 +78,33 @@ def plan_slides(paths: list[Path], study_id: str | None) -> list[SlideInput]:
                 hint="Check the path (slide files, or DICOM / MRXS folders).",
             )
         resolved = path.resolve()
-        planned.append(SlideInput(resolved, slide_id_for(resolved), study_id or study_id_from_name(resolved)))
+        given = slide_ids[number] if slide_ids is not None else None
+        slide_id, study = _ids_from_name(resolved, given, study_id)
+        planned.append(SlideInput(resolved, slide_id, study, mpp))
     seen: dict[str, Path] = {}
     for slide in planned:
         if slide.slide_id in seen:
             raise PathStreamError(
                 ErrorCode.INVALID_CONFIGURATION,
                 f"{seen[slide.slide_id]} and {slide.path} would both be slide {slide.slide_id}.",
-                hint="Rename one of them; slide ids come from file names.",
+                hint="Rename one of them or give each its own --slide-id; slide ids come from file names.",
             )
         seen[slide.slide_id] = slide.path
     return planned
+
+
+def _ids_from_name(path: Path, slide_id: str | None, study_id: str | None) -> tuple[str, str]:
+    """(slide id, study id) for `path`: the given ones, the rest from the file name."""
+    try:
+        slide_id = slide_id or slide_id_for(path)
+        return slide_id, study_id or study_id_from_name(path)
+    except ValueError as exc:
+        # A name of only non-ASCII characters (e.g. CJK) has no safe id: the operator must give one.
+        raise PathStreamError(
+            ErrorCode.INVALID_CONFIGURATION,
+            f"No slide or study id can be made from the file name {path.name!r}: {exc}.",
+            hint="Give this slide an id with --slide-id ID and its study with --study ID.",
+        ) from None
 
 
 class EmbeddedPipeline:
@@ -139,7 +170,7 @@ class EmbeddedPipeline:
 
     def _run_slide(self, slide: SlideInput, specimen: Specimen) -> None:
         # The same file under the same ids is the same scan: a rerun is a redelivery, not news.
-        scanned = slide_scanned(slide.path, slide.slide_id, slide.study_id, specimen)
+        scanned = slide_scanned(slide.path, slide.slide_id, slide.study_id, specimen, mpp=slide.mpp)
         self._report(scanned)
         if specimen == Specimen.BONE_MARROW:
             assert self.marrow is not None  # checked in run()

@@ -17,10 +17,12 @@ SCAN_NAMESPACE = uuid.UUID("5c2e7d10-8a4f-4b6e-9f31-0d7a2c6b8e45")
 """uuid5 namespace of scan event ids; changing it would make every earlier scan look new."""
 
 
-def scan_event_id(slide_id: str, study_id: str, sha256: str) -> uuid.UUID:
-    """The event id of the scan of content `sha256` as slide `slide_id` of study `study_id`: the same
-    three give the same id, a change in any one gives another."""
-    return uuid.uuid5(SCAN_NAMESPACE, f"{slide_id}/{study_id}/{sha256}")
+def scan_event_id(slide_id: str, study_id: str, sha256: str, mpp: float | None = None) -> uuid.UUID:
+    """The event id of the scan of content `sha256` as slide `slide_id` of study `study_id`, with the
+    operator's `mpp` (um/px) when one was given: the same values give the same id, a change in any
+    one gives another (so a slide that failed for want of mpp is processed when given one)."""
+    name = f"{slide_id}/{study_id}/{sha256}" + ("" if mpp is None else f"/mpp={mpp!r}")
+    return uuid.uuid5(SCAN_NAMESPACE, name)
 
 
 def slide_scanned(
@@ -40,7 +42,7 @@ def slide_scanned(
     if sha256 is None:
         sha256 = slide_sha256(path)
     return SlideScanned(
-        event_id=event_id or scan_event_id(slide_id, study_id, sha256),
+        event_id=event_id or scan_event_id(slide_id, study_id, sha256, mpp),
         slide_id=slide_id,
         study_id=study_id,
         specimen=specimen,

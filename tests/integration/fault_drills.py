@@ -28,6 +28,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
 import time
 import uuid
@@ -453,7 +454,9 @@ async def run_drill(
     undisturbed round, which sets the baseline)."""
     outcome = Outcome(drill.fault, drill.timing)
     started = time.perf_counter()
-    round_ = Round(cluster, f"{drill.fault}-{drill.timing}".replace(" ", "_"), **drill.env)
+    # A plain folder name: PATHSTREAM_ALLOWED_ROOTS is comma-separated.
+    folder = re.sub(r"[^A-Za-z0-9_-]+", "_", f"{drill.fault}-{drill.timing}")
+    round_ = Round(cluster, folder, **drill.env)
     try:
         await round_.start()
         if drill.trigger is not None:

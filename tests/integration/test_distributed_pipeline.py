@@ -35,37 +35,16 @@ from pathstream.shared.events import LymphNodeScored, ReportReady
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import Topic
 from tests.integration.bus_helpers import wait_until
+from tests.integration.fault_drills import cluster_env
 from tests.integration.kafka_broker import PrivateKafka
 from tests.integration.service_processes import Processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
-def _cluster_env(kafka_bootstrap: str, topic_prefix: str, pg_url: str, tmp_path: Path) -> dict[str, str]:
-    """The environment every service process of one test's cluster shares."""
-    return {
-        **os.environ,
-        "PATHSTREAM_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "PATHSTREAM_TOPIC_PREFIX": topic_prefix,
-        "PATHSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "PATHSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-        "PATHSTREAM_KAFKA_TOPIC_PARTITIONS": "4",
-        "PATHSTREAM_DATABASE_URL": pg_url,
-        "PATHSTREAM_DATA_DIR": str(tmp_path / "cluster"),
-        "PATHSTREAM_ALLOWED_ROOTS": str(tmp_path),
-        "PATHSTREAM_DETECTOR_CHECKPOINT": str(DETECTOR_CHECKPOINT),
-        "PATHSTREAM_ESCNN_CHECKPOINT": str(ESCNN_CHECKPOINT),
-        "PATHSTREAM_ESCNN_BACKBONE": ESCNN_BACKBONE,
-        "PATHSTREAM_ESCNN_TILE_SIZE": "1024",
-        "PATHSTREAM_REPORT_OUTBOX_POLL_S": "0.5",
-        "PATHSTREAM_HANDLER_GRACEFUL_TIMEOUT_S": "10",
-        "PATHSTREAM_LOG_LEVEL": "INFO",
-    }
-
-
 @pytest.fixture
 def processes(bus_settings: PathStreamSettings, pg_url: str, tmp_path: Path) -> Iterator[Processes]:
-    env = _cluster_env(bus_settings.kafka_bootstrap, bus_settings.topic_prefix, pg_url, tmp_path)
+    env = cluster_env(bus_settings.kafka_bootstrap, bus_settings.topic_prefix, pg_url, tmp_path)
     logs = tmp_path / "logs"
     logs.mkdir()
     children = Processes(env, logs)
@@ -199,7 +178,7 @@ async def test_study_in_flight_across_a_broker_restart_reports_like_an_undisturb
     settings = kafka.settings(tmp_path, session_timeout_ms=6000)
     logs = tmp_path / "logs"
     logs.mkdir()
-    processes = Processes(_cluster_env(kafka.bootstrap, settings.topic_prefix, pg_url, tmp_path), logs)
+    processes = Processes(cluster_env(kafka.bootstrap, settings.topic_prefix, pg_url, tmp_path), logs)
 
     async def restart_the_broker() -> None:
         kafka.stop(keep_data=True)  # a clean stop, as an operator's restart

@@ -16,6 +16,7 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from pathstream.services.demo.cohort import write_demo_study
 from pathstream.services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
 from pathstream.services.reporter.staging import pn_category
+from tests.conftest import SHARED_DATA
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -119,9 +120,11 @@ def test_run_matches_the_same_slides_twice_and_reports_a_broken_slide(tmp_path: 
     env = _models(tmp_path / "data")
     args = ("run", str(slides[0].path), str(broken), "--out", str(tmp_path / "out"), "--json")
     first = _cli(*args, env=env)
-    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.returncode == 2, first.stderr[-3000:]  # a failed slide: the run did not succeed
+    assert "1 of 2 slides did not complete" in first.stderr and "DEMO-0001_B1" in first.stderr
+    assert "Traceback" not in first.stderr
     again = _cli(*args, env=env)
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.returncode == 2, again.stderr[-3000:]
     (study,), (repeat,) = json.loads(first.stdout)["studies"], json.loads(again.stdout)["studies"]
     assert repeat == study  # idempotent: the same slides make no new report version
     by_id = {s["slide_id"]: s for s in study["slides"]}
@@ -143,3 +146,45 @@ def test_run_refuses_bad_input_clearly(tmp_path: Path) -> None:
         env={"PATHSTREAM_DATA_DIR": str(tmp_path)},
     )
     assert no_model.returncode == 2 and "MODEL_UNAVAILABLE" in no_model.stderr
+
+
+def test_run_takes_mpp_and_slide_ids_for_files_that_lack_them(tmp_path: Path) -> None:
+    """Issue 19: a slide with an absurd mpp tag fails with exit 2 and a hint that works (`--mpp`); a
+    rerun with `--mpp` processes it; a file name without a usable id takes `--slide-id`/`--study`."""
+    real = SHARED_DATA / "wsi" / "CMU-1-Small-Region.jpeg.tiff"  # mpp tag 0.00499 um/px
+    slide = tmp_path / "slides" / "S1_cmu.tiff"
+    slide.parent.mkdir()
+    slide.write_bytes(real.read_bytes())
+    env = _models(tmp_path / "data")
+    out = str(tmp_path / "out")
+    failed = _cli("run", str(slide), "--out", out, "--json", env=env)
+    assert failed.returncode == 2 and "MPP_ABSURD" in failed.stderr and "--mpp" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    fixed = _cli("run", str(slide), "--out", out, "--json", "--mpp", "0.499", env=env)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    (study,) = json.loads(fixed.stdout)["studies"]
+    assert study["slides"][0]["status"] == "complete" and study["slides"][0]["failure"] is None
+
+    unnamed = tmp_path / "slides" / "\u6df7\u5408.tiff"  # only CJK characters: no id from the name
+    unnamed.write_bytes(real.read_bytes())
+    refused = _cli("run", str(unnamed), "--out", out, "--mpp", "0.499", env=env)
+    assert refused.returncode == 2 and "--slide-id" in refused.stderr and "INTERNAL" not in refused.stderr
+    named = _cli(
+        "run",
+        str(unnamed),
+        "--out",
+        out,
+        "--json",
+        "--mpp",
+        "0.499",
+        "--slide-id",
+        "S2-A1",
+        "--study",
+        "S2",
+        env=env,
+    )
+    assert named.returncode == 0, named.stderr[-3000:]
+    (study,) = json.loads(named.stdout)["studies"]
+    assert study["study_id"] == "S2" and study["slides"][0]["slide_id"] == "S2-A1"
+    miscount = _cli("run", str(slide), "--out", out, "--slide-id", "A", "--slide-id", "B", env=env)
+    assert miscount.returncode == 2 and "one --slide-id per slide" in miscount.stderr

@@ -26,14 +26,24 @@ def test_the_same_slide_is_announced_with_the_same_event_id(tmp_path: Path) -> N
     assert first.event_id == scan_event_id("S26-0001_A1", "S26-0001", first.sha256)
 
 
-def test_the_event_id_depends_on_slide_study_and_content_only(tmp_path: Path) -> None:
+def test_the_event_id_depends_on_slide_study_content_and_operator_mpp_only(tmp_path: Path) -> None:
     slide = _slide(tmp_path / "a" / "S26-0001_A1.svs")
     copy = _slide(tmp_path / "b" / "S26-0001_A1.svs")
     base = slide_scanned(slide, "S26-0001_A1", "S26-0001", Specimen.LYMPH_NODE)
-    # Where the file lies, its specimen and an mpp override do not make it another scan.
-    moved = slide_scanned(copy, "S26-0001_A1", "S26-0001", Specimen.BONE_MARROW, mpp=0.25)
-    assert moved.event_id == base.event_id and moved.mpp == 0.25
-    assert moved.specimen == Specimen.BONE_MARROW
+    # Where the file lies and its specimen do not make it another scan.
+    moved = slide_scanned(copy, "S26-0001_A1", "S26-0001", Specimen.BONE_MARROW)
+    assert moved.event_id == base.event_id and moved.specimen == Specimen.BONE_MARROW
+    # An operator's mpp does: a slide that failed for want of one is processed when given one.
+    with_mpp = slide_scanned(slide, "S26-0001_A1", "S26-0001", Specimen.LYMPH_NODE, mpp=0.25)
+    assert with_mpp.mpp == 0.25 and with_mpp.event_id not in {base.event_id}
+    assert (
+        with_mpp.event_id
+        == slide_scanned(slide, "S26-0001_A1", "S26-0001", Specimen.LYMPH_NODE, mpp=0.25).event_id
+    )
+    assert (
+        with_mpp.event_id
+        != slide_scanned(slide, "S26-0001_A1", "S26-0001", Specimen.LYMPH_NODE, mpp=0.5).event_id
+    )
     other_ids = {
         scan_event_id("S26-0001_A2", "S26-0001", base.sha256),
         scan_event_id("S26-0001_A1", "S26-0002", base.sha256),
