@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -30,19 +31,23 @@ async def _main(only: str | None, fast: bool) -> int:
         if (only is None or only.lower() in d.fault.lower())
         and (not fast or (d.fault, d.timing) in FAST_TIER)
     ]
-    with tempfile.TemporaryDirectory(prefix="pathstream-faults-") as work:
-        cluster = Cluster(Path(work))
-        cluster.start()
-        try:
-            baseline_outcome, baseline = await run_drill(cluster, UNDISTURBED, None)
-            outcomes = [baseline_outcome]
-            print(f"undisturbed: {baseline_outcome.ok} {baseline_outcome.details}", file=sys.stderr)
-            for drill in chosen:
-                outcome, _ = await run_drill(cluster, drill, baseline)
-                outcomes.append(outcome)
-                print(f"{drill.fault} / {drill.timing}: ok={outcome.ok} {outcome.details}", file=sys.stderr)
-        finally:
-            cluster.stop()
+    work = Path(tempfile.mkdtemp(prefix="pathstream-faults-"))
+    cluster = Cluster(work)
+    cluster.start()
+    try:
+        baseline_outcome, baseline = await run_drill(cluster, UNDISTURBED, None)
+        outcomes = [baseline_outcome]
+        print(f"undisturbed: {baseline_outcome.ok} {baseline_outcome.details}", file=sys.stderr)
+        for drill in chosen:
+            outcome, _ = await run_drill(cluster, drill, baseline)
+            outcomes.append(outcome)
+            print(f"{drill.fault} / {drill.timing}: ok={outcome.ok} {outcome.details}", file=sys.stderr)
+    finally:
+        cluster.stop()
+    if all(o.ok for o in outcomes):
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"rounds' logs kept in {work}/rounds", file=sys.stderr)
     print(table(outcomes), file=sys.stderr)
     emit(
         {

@@ -167,7 +167,7 @@ class PathStreamSettings(BaseSettings):
     )
     kafka_max_poll_interval_ms: int = Field(
         default=300_000,
-        ge=1_000,
+        ge=500,  # twice the keep-alive poll (shared/bus/delivery.py); below 300 s only for drills
         description="Longest time one message may take to handle before its consumer is taken out "
         "of the group and the message goes to another member.",
     )

@@ -279,10 +279,13 @@ class _DeliveryMiddleware(BaseMiddleware):
         msg: StreamMessage[Any],
         flight: InFlight,
     ) -> Any:
-        """Run one handler attempt; from `KEEPALIVE_AFTER_S` on, poll beside it (module docstring)."""
+        """Run one handler attempt; from `KEEPALIVE_AFTER_S` (or a quarter of the poll interval) on, poll
+        beside it (module docstring)."""
         task = asyncio.ensure_future(call_next(msg))
+        # A quarter of the poll interval at most: the member has already used some of it fetching.
+        after_s = min(KEEPALIVE_AFTER_S, self.settings.kafka_max_poll_interval_ms / 4000)
         try:
-            done, _ = await asyncio.wait({task}, timeout=KEEPALIVE_AFTER_S)
+            done, _ = await asyncio.wait({task}, timeout=after_s)
             if not done:
                 stop = asyncio.Event()
                 poller = asyncio.create_task(self._keep_alive(flight, stop))

@@ -24,6 +24,7 @@ complete). Afterwards a round must show:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
@@ -184,7 +185,14 @@ class Hostile:
 class Round:
     """One run of the study through the service processes, with its own prefix and database."""
 
-    def __init__(self, cluster: Cluster, name: str, **env: str) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        name: str,
+        escnn_workers: int = 2,
+        process_env: dict[str, str] | None = None,
+        **env: str,
+    ) -> None:
         self.cluster = cluster
         self.name = name
         self.dir = cluster.work / "rounds" / name
@@ -201,7 +209,11 @@ class Round:
             kafka_connect_timeout_s=60,
             kafka_max_request_size=BIG_TOPIC_BYTES,
         )
-        self.env = cluster_env(cluster.kafka.bootstrap, self.prefix, self.db_url, self.dir, **env)
+        self.env = {
+            **cluster_env(cluster.kafka.bootstrap, self.prefix, self.db_url, self.dir, **env),
+            **(process_env or {}),
+        }
+        self.escnn_workers = escnn_workers
         (self.dir / "logs").mkdir()
         self.processes = Processes(self.env, self.dir / "logs")
         self.incoming = self.dir / "incoming"
@@ -218,11 +230,11 @@ class Round:
     # -- running ------------------------------------------------------------------------------
 
     def start_services(self) -> None:
-        """Start reporter, detector, two ESCNN workers and the folder watcher."""
+        """Start reporter, detector, the ESCNN workers (a, b, ...) and the folder watcher."""
         self.processes.start("reporter", "serve", "reporter", "--no-create-topics")
         self.processes.start("detector", "serve", "detector", "--no-create-topics")
-        self.processes.start("escnn-a", "serve", "escnn", "--no-create-topics")
-        self.processes.start("escnn-b", "serve", "escnn", "--no-create-topics")
+        for worker in "abcdefgh"[: self.escnn_workers]:
+            self.processes.start(f"escnn-{worker}", "serve", "escnn", "--no-create-topics")
         self.processes.start("watch", "watch", str(self.incoming), "--settle", "1", "--poll", "0.5")
 
     async def start(self) -> None:
@@ -408,6 +420,16 @@ class Round:
         """Every DLQ record of this round."""
         return await read_dead_letters(self.settings, dead_letter_topics(self.settings))
 
+    def scoring_seconds(self) -> list[float]:
+        """How long each LN scoring took, from the ESCNN workers' `ln_scored` log lines."""
+        seconds = []
+        for log in sorted((self.dir / "logs").glob("escnn-*.log")):
+            for line in log.read_text(errors="replace").splitlines():
+                if '"ln_scored"' in line:
+                    with contextlib.suppress(ValueError, KeyError):
+                        seconds.append(float(json.loads(line)["seconds"]))
+        return seconds
+
     def audit_consistent(self, outcome: Outcome) -> bool:
         """Every LN's audit chain links up and its last "after" is what the row says."""
         with self.sessions() as session:
@@ -445,6 +467,11 @@ class Drill:
     env: dict[str, str] = field(default_factory=dict)
     exactly_once: bool = False
     """Each LN must be scored exactly once (no redelivery may happen)."""
+    longer_than_ms: int | None = None
+    """The drill only counts when some LN's scoring took longer than this (the poll interval)."""
+    escnn_workers: int = 2
+    process_env: dict[str, str] = field(default_factory=dict)
+    """Environment for every service process beyond PATHSTREAM_* settings (e.g. OMP_NUM_THREADS)."""
 
 
 async def run_drill(
@@ -456,7 +483,7 @@ async def run_drill(
     started = time.perf_counter()
     # A plain folder name: PATHSTREAM_ALLOWED_ROOTS is comma-separated.
     folder = re.sub(r"[^A-Za-z0-9_-]+", "_", f"{drill.fault}-{drill.timing}")
-    round_ = Round(cluster, folder, **drill.env)
+    round_ = Round(cluster, folder, drill.escnn_workers, drill.process_env, **drill.env)
     try:
         await round_.start()
         if drill.trigger is not None:
@@ -493,6 +520,15 @@ async def _check(
     if drill.exactly_once and any(n != 1 for n in scored_ids.values()):
         outcome.rows = False
         outcome.details.append(f"scored more than once: {[k for k, n in scored_ids.items() if n != 1]}")
+    if drill.longer_than_ms is not None:
+        seconds = round_.scoring_seconds()
+        longer = [t for t in seconds if t * 1000 > drill.longer_than_ms]
+        outcome.details.append(
+            f"{len(longer)} of {len(seconds)} LN scorings took longer than the {drill.longer_than_ms} ms "
+            f"poll interval (longest {max(seconds, default=0):.2f} s)"
+        )
+        if not longer:
+            outcome.rows = False  # the drill did not drill: nothing outlasted the interval
     if baseline is not None:
         outcome.rows = outcome.rows and set(result.lns) == set(baseline.lns)
         amended = {ln for ln, (label, _) in result.lns.items() if label != baseline.lns.get(ln, ("", 0))[0]}
@@ -784,13 +820,20 @@ def drills() -> list[Drill]:
         *(
             Drill(
                 "long LN past the poll interval",
-                f"max.poll.interval {ms} ms",
+                f"max.poll.interval {ms} ms, {timing}",
                 nothing,
                 None,
                 {"kafka_max_poll_interval_ms": str(ms)},
                 exactly_once=True,
+                longer_than_ms=ms,
+                escnn_workers=workers,
+                process_env=process_env,
             )
-            for ms in (1000, 1500, 2500)
+            for ms, timing, workers, process_env in [
+                (500, "2 workers", 2, {}),
+                (500, "1 worker", 1, {}),
+                (1000, "2 workers, 1 thread each", 2, {"OMP_NUM_THREADS": "1"}),
+            ]
         ),
         Drill("hostile messages", "before the study", hostile_messages(False), 0),
         Drill("hostile messages", "after 4 scored", hostile_messages(True), 4),
