@@ -1,79 +1,83 @@
 """The `pathstream` command line: one entry point for operators, developers and CI.
 
-Each service adds its own commands (serve, train, evaluate, ...) to this app as it lands.
+The commands live in `pathstream.services.cli.commands`; this module stays light so that `main` can
+take over Ctrl-C and SIGTERM before those (heavy) modules load.
 """
 
 from __future__ import annotations
 
-import typer
-from rich.console import Console
-from rich.table import Table
+import signal
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from pathstream.services.cli import api, bus, db, dlq, ingest, review, run, serve, synth, users, watch
-from pathstream.services.cli.errors import fail
-from pathstream.services.detector.training import commands as detector_commands
-from pathstream.services.escnn.training import commands as escnn_commands
-from pathstream.services.marrow.training import commands as marrow_commands
-from pathstream.shared.logs import configure_logging
-from pathstream.shared.settings import get_settings
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="pathstream",
-    help="PathStream: AI-assisted pathology on an event stream (lymph-node metastases, bone marrow).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(db.app, name="db")
-app.add_typer(bus.topics_app, name="topics")
-app.command("asyncapi")(bus.asyncapi)
-app.command("ingest")(ingest.ingest)
-app.add_typer(synth.app, name="synth")
-app.command("watch")(watch.watch)
-app.add_typer(dlq.app, name="dlq")
-app.command("reprocess")(dlq.reprocess)
-app.command("serve")(serve.serve)
-app.command("run")(run.run)
-app.command("demo")(run.demo)
-app.add_typer(review.app, name="review")
-app.add_typer(users.app, name="users")
-app.add_typer(api.app, name="api")
-
-train_app = typer.Typer(help="Train a service's model.", no_args_is_help=True)
-evaluate_app = typer.Typer(help="Evaluate a trained model on annotated data.", no_args_is_help=True)
-app.add_typer(train_app, name="train")
-app.add_typer(evaluate_app, name="evaluate")
-train_app.command("detector")(detector_commands.train)
-evaluate_app.command("detector")(detector_commands.evaluate)
-train_app.command("escnn")(escnn_commands.train)
-train_app.command("escnn-patches")(escnn_commands.pretrain_patches)
-evaluate_app.command("escnn")(escnn_commands.evaluate)
-train_app.command("marrow")(marrow_commands.train)
+    app: typer.Typer
 
 
-@app.callback()
-def _setup() -> None:
-    """Configure logging from the settings before any command runs."""
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+def __getattr__(name: str) -> Any:
+    """`pathstream.services.cli.commands` (the Typer app) on first use, as it always was importable."""
+    if name == "app":
+        from pathstream.services.cli.commands import app
+
+        return app
+    raise AttributeError(name)
 
 
-@app.command("config")
-def show_config() -> None:
-    """Print the effective configuration (PATHSTREAM_* variables), secrets masked."""
-    table = Table("variable", "value")
-    for name, value in get_settings().describe().items():
-        table.add_row(name, value)
-    Console(highlight=False).print(table)
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the work is, so it stops as cleanly as after Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def main() -> None:
-    """Console-script entry point: run the app, reporting failures without tracebacks."""
+    """Console-script entry point: run the app, reporting failures without tracebacks. Ctrl-C
+    (exit 130) and SIGTERM (exit 143) stop the work where it is: what was finished is kept, what
+    was being written is removed, and the same command run again finishes the job."""
+    # Installed before the commands' modules load (seconds): a signal then is a clean stop too.
+    # Servers (FastStream, uvicorn) install their own SIGTERM handling when they start.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
+        from pathstream.services.cli.commands import app
+        from pathstream.shared.tilestore.native_signals import keep_python_signal_handlers
+
+        keep_python_signal_handlers()
         app()
-    except SystemExit:
-        raise
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            raise SystemExit(130) from None
+        # Typer turns KeyboardInterrupt into a silent exit 130; find it behind that exit.
+        interrupt = _interruption(exc)
+        if interrupt is not None:
+            _stopped(interrupt)
+        if isinstance(exc, SystemExit):
+            raise
+        from pathstream.services.cli.errors import fail
+
         fail(exc)
+
+
+def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (or Terminated) `exc` is or was raised from, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _stopped(interrupt: KeyboardInterrupt) -> NoReturn:
+    terminated = isinstance(interrupt, Terminated)
+    # A second Ctrl-C while saying so must not turn the message into a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print(
+        f"Stopped ({'SIGTERM' if terminated else 'Ctrl-C'}). Finished results are kept and nothing "
+        "half-written remains; run the same command again to finish.",
+        file=sys.stderr,
+        flush=True,
+    )
+    raise SystemExit(143 if terminated else 130) from None
