@@ -69,7 +69,13 @@ def _run_embedded(slides: list[Path], work: Path) -> tuple[float, dict[str, Any]
         ],
         capture_output=True,
         text=True,
-        env=_model_env(work / "data"),
+        # The slides' folders are allowed too: configured roots hold for `run` as for every entry point.
+        env={
+            **_model_env(work / "data"),
+            "PATHSTREAM_ALLOWED_ROOTS": ",".join(
+                dict.fromkeys([str(work), *(str(s.parent) for s in slides)])
+            ),
+        },
         check=False,
     )
     seconds = time.perf_counter() - started

@@ -31,9 +31,11 @@ def run_slides(
     is announced for slides without usable mpp metadata. Raises `PathStreamError` for a missing
     slide, clashing slide ids or a model that cannot be loaded."""
     planned = plan_slides(slides, study, slide_ids, mpp)
-    # Slides named on the command line are the operator's explicit choice: allow their folders.
-    roots = list(dict.fromkeys([*settings.allowed_roots, *(str(s.path.parent) for s in planned)]))
-    settings = settings.model_copy(update={"allowed_roots": roots})
+    if "allowed_roots" not in settings.model_fields_set:
+        # No roots configured: slides named on the command line are the operator's explicit choice,
+        # so their (resolved) folders are allowed. Configured roots apply as in every entry point.
+        roots = list(dict.fromkeys([*settings.allowed_roots, *(str(s.path.parent) for s in planned)]))
+        settings = settings.model_copy(update={"allowed_roots": roots})
     out.mkdir(parents=True, exist_ok=True)
     pipeline = assemble_pipeline(settings, out, specimen, progress)
     try:

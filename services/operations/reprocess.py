@@ -53,7 +53,7 @@ def _known_slide(session: Session, slide_id: str) -> tuple[str, str, Specimen, s
         raise PathStreamError(
             ErrorCode.UNKNOWN_ENTITY,
             f"No slide {slide_id!r} was announced to this database.",
-            hint="Check the slide id (pathstream review study STUDY lists them); a slide never seen is "
+            hint="Check the slide id (`pathstream review show STUDY_ID` lists them); a slide never seen is "
             "announced by `pathstream watch` or `pathstream run`.",
         )
     study_id = slide.study_id if slide is not None else watched.study_id  # type: ignore[union-attr]

@@ -47,9 +47,12 @@ class Amendment:
 
 
 def _unknown(what: str, key: str) -> PathStreamError:
-    return PathStreamError(
-        ErrorCode.UNKNOWN_ENTITY, f"There is no {what} {key}.", hint=f"List the study to see its {what}s."
+    hint = (
+        "Check the study id (as the report or `pathstream run` printed it)."
+        if what == "study"
+        else f"List the study (`pathstream review show STUDY_ID`) to see its {what}s."
     )
+    return PathStreamError(ErrorCode.UNKNOWN_ENTITY, f"There is no {what} {key}.", hint=hint)
 
 
 def _checked_reason(reason: str) -> str:

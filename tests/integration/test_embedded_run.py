@@ -188,3 +188,17 @@ def test_run_takes_mpp_and_slide_ids_for_files_that_lack_them(tmp_path: Path) ->
     assert study["study_id"] == "S2" and study["slides"][0]["slide_id"] == "S2-A1"
     miscount = _cli("run", str(slide), "--out", out, "--slide-id", "A", "--slide-id", "B", env=env)
     assert miscount.returncode == 2 and "one --slide-id per slide" in miscount.stderr
+
+
+def test_run_keeps_to_configured_allowed_roots_through_symlinks(tmp_path: Path) -> None:
+    """Issue 19: with PATHSTREAM_ALLOWED_ROOTS set, `run` refuses a symlink to a slide outside them
+    (as `ingest` does): the slide fails OUTSIDE_ALLOWED_ROOTS and the run exits 2."""
+    outside = write_demo_study(tmp_path / "outside", 1)[0].path
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    link = inside / outside.name
+    link.symlink_to(outside)
+    env = {**_models(tmp_path / "data"), "PATHSTREAM_ALLOWED_ROOTS": f"{inside},{tmp_path / 'data'}"}
+    refused = _cli("run", str(link), "--out", str(tmp_path / "out"), env=env)
+    assert refused.returncode == 2 and "OUTSIDE_ALLOWED_ROOTS" in refused.stderr, refused.stderr[-3000:]
+    assert "Traceback" not in refused.stderr
