@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from pathstream.services.detector.handler import DetectorHandler
 from pathstream.services.escnn.handler import EscnnHandler
@@ -28,12 +29,13 @@ from pathstream.services.reporter.study_view import marrow_result_view
 from pathstream.services.review.geojson_export import slide_feature_collection
 from pathstream.services.scanner.announcement import slide_scanned
 from pathstream.shared.atomic_files import write_bytes_atomically
-from pathstream.shared.db.models import LymphNode, MarrowResult
+from pathstream.shared.db.models import LymphNode, MarrowResult, Slide
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Event, LymphNodeDetected, ReportReady, Specimen
 from pathstream.shared.logs import get_logger
 from pathstream.shared.naming import slide_id_for, study_id_from_name
 from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.tilestore.fingerprint import slide_sha256
 
 log = get_logger(__name__)
 
@@ -50,6 +52,8 @@ class SlideInput:
     study_id: str
     mpp: float | None = None
     """Operator-supplied level-0 um/px for a file without (usable) mpp metadata."""
+    sha256: str = ""
+    """SHA-256 of the slide's content (its identity with the slide id)."""
 
 
 def plan_slides(
@@ -80,7 +84,7 @@ def plan_slides(
         resolved = path.resolve()
         given = slide_ids[number] if slide_ids is not None else None
         slide_id, study = _ids_from_name(resolved, given, study_id)
-        planned.append(SlideInput(resolved, slide_id, study, mpp))
+        planned.append(SlideInput(resolved, slide_id, study, mpp, slide_sha256(resolved)))
     seen: dict[str, Path] = {}
     for slide in planned:
         if slide.slide_id in seen:
@@ -105,6 +109,36 @@ def _ids_from_name(path: Path, slide_id: str | None, study_id: str | None) -> tu
             f"No slide or study id can be made from the file name {path.name!r}: {exc}.",
             hint="Give this slide an id with --slide-id ID and its study with --study ID.",
         ) from None
+
+
+def refuse_identity_changes(session: Session, slides: Sequence[SlideInput], specimen: Specimen) -> None:
+    """Refuse the run before anything is written when a slide id already names another file, the
+    same slide in another study, or the same slide as another specimen: running it would change or
+    hide that earlier result. Raises `PathStreamError(SLIDE_ID_CONFLICT)` naming every clash."""
+    clashes = []
+    for slide in slides:
+        known = session.get(Slide, slide.slide_id)
+        if known is None:
+            continue
+        if known.sha256 is not None and known.sha256 != slide.sha256:
+            clashes.append(
+                f"slide id {slide.slide_id} already names another file ({known.uri}, sha256 "
+                f"{known.sha256[:12]}...), not {slide.path}"
+            )
+        elif known.study_id != slide.study_id:
+            clashes.append(f"slide {slide.slide_id} belongs to study {known.study_id}, not {slide.study_id}")
+        elif known.specimen is not None and known.specimen != specimen:
+            clashes.append(
+                f"slide {slide.slide_id} was run as {known.specimen.value}; as {specimen.value} its "
+                "results would be replaced"
+            )
+    if clashes:
+        raise PathStreamError(
+            ErrorCode.SLIDE_ID_CONFLICT,
+            f"Nothing was run: {'; '.join(clashes)}.",
+            hint="Give each new slide its own id with --slide-id (e.g. a scanner barcode); earlier "
+            "results are kept as they are.",
+        )
 
 
 class EmbeddedPipeline:
@@ -157,6 +191,8 @@ class EmbeddedPipeline:
                 "Lymph-node slides need the LN detector and ESCNN, and they were not loaded.",
                 hint="Set PATHSTREAM_DETECTOR_CHECKPOINT and PATHSTREAM_ESCNN_CHECKPOINT.",
             )
+        with self.sessions() as session:
+            refuse_identity_changes(session, slides, specimen)
         studies: list[str] = []
         for done, slide in enumerate(slides):
             self.progress("slides", done, len(slides))
@@ -170,7 +206,9 @@ class EmbeddedPipeline:
 
     def _run_slide(self, slide: SlideInput, specimen: Specimen) -> None:
         # The same file under the same ids is the same scan: a rerun is a redelivery, not news.
-        scanned = slide_scanned(slide.path, slide.slide_id, slide.study_id, specimen, mpp=slide.mpp)
+        scanned = slide_scanned(
+            slide.path, slide.slide_id, slide.study_id, specimen, sha256=slide.sha256 or None, mpp=slide.mpp
+        )
         self._report(scanned)
         if specimen == Specimen.BONE_MARROW:
             assert self.marrow is not None  # checked in run()

@@ -14,7 +14,12 @@ import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
 from pathstream.services.demo.cohort import write_demo_study
-from pathstream.services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
+from pathstream.services.demo.run import (
+    DETECTOR_CHECKPOINT,
+    ESCNN_BACKBONE,
+    ESCNN_CHECKPOINT,
+    MARROW_CHECKPOINT,
+)
 from pathstream.services.reporter.staging import pn_category
 from tests.conftest import SHARED_DATA
 
@@ -202,3 +207,38 @@ def test_run_keeps_to_configured_allowed_roots_through_symlinks(tmp_path: Path) 
     refused = _cli("run", str(link), "--out", str(tmp_path / "out"), env=env)
     assert refused.returncode == 2 and "OUTSIDE_ALLOWED_ROOTS" in refused.stderr, refused.stderr[-3000:]
     assert "Traceback" not in refused.stderr
+
+
+def test_a_slide_id_never_changes_meaning_between_runs(tmp_path: Path) -> None:
+    """Issue 19: another file under an existing slide id, the same slide under another study or as
+    another specimen is refused before anything is written; the earlier result stays as it was."""
+    a1, a2 = (s.path for s in write_demo_study(tmp_path / "slides", 2))
+    first = tmp_path / "run1" / "S9-0001_slide.tif"
+    second = tmp_path / "run2" / "S9-0001_slide.tif"  # another slide, the same name
+    for source, target in ((a1, first), (a2, second)):
+        target.parent.mkdir()
+        target.write_bytes(source.read_bytes())
+    env = {**_models(tmp_path / "data"), "PATHSTREAM_MARROW_CHECKPOINT": str(MARROW_CHECKPOINT)}
+    out = str(tmp_path / "out")
+    done = _cli("run", str(first), "--out", out, "--json", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (before,) = json.loads(done.stdout)["studies"]
+
+    refusals = [
+        ("run", str(second), "--out", out),
+        ("run", str(first), "--out", out, "--study", "S9-0002"),
+        ("run", str(first), "--out", out, "--specimen", "bone_marrow"),
+    ]
+    for args in refusals:
+        refused = _cli(*args, env=env)
+        assert refused.returncode == 2 and "SLIDE_ID_CONFLICT" in refused.stderr, (
+            args,
+            refused.stderr[-2000:],
+        )
+        assert "--slide-id" in refused.stderr and "Traceback" not in refused.stderr
+
+    again = _cli("run", str(first), "--out", out, "--json", env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["studies"] == [before], "the earlier result changed"
+    other = _cli("run", str(second), "--slide-id", "S9-0001_B1", "--out", out, "--json", env=env)
+    assert other.returncode == 0, other.stderr[-3000:]
