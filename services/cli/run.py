@@ -49,7 +49,17 @@ def run_pipeline(
     from pathstream.services.embedded.batch import run_slides
 
     with _progress_bar() as progress:
-        return run_slides(settings, slides, study, specimen, out, progress, slide_ids=slide_ids, mpp=mpp)
+        return run_slides(
+            settings,
+            slides,
+            study,
+            specimen,
+            out,
+            progress,
+            slide_ids=slide_ids,
+            mpp=mpp,
+            waiting=lambda message: _stderr.print(message, markup=False),
+        )
 
 
 def _checked_id(value: str, option: str) -> str:

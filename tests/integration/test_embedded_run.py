@@ -242,3 +242,47 @@ def test_a_slide_id_never_changes_meaning_between_runs(tmp_path: Path) -> None:
     assert json.loads(again.stdout)["studies"] == [before], "the earlier result changed"
     other = _cli("run", str(second), "--slide-id", "S9-0001_B1", "--out", out, "--json", env=env)
     assert other.returncode == 0, other.stderr[-3000:]
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_concurrent_runs_on_one_database_both_succeed(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    """Issue 19: two `run`s at once on one database: the second waits, says so, and both end with
+    the same complete report; nothing is left failed."""
+    (slide,) = (s.path for s in write_demo_study(tmp_path / "slides", 1))
+    env = _models(tmp_path / "data")
+    if database == "postgresql":
+        env["PATHSTREAM_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    full_env = {**os.environ, "PATHSTREAM_LOG_LEVEL": "WARNING", **env}
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pathstream.services.cli",
+                "run",
+                str(slide),
+                "--out",
+                str(tmp_path / f"o{i}"),
+                "--json",
+            ],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [run.communicate(timeout=800) for run in runs]
+    for run, (_, stderr) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, stderr[-3000:]
+    assert any("Another `pathstream run` is using" in stderr for _, stderr in outputs), "nobody waited"
+    reports = [json.loads(stdout)["studies"] for stdout, _ in outputs]
+    for report in reports:
+        for slide_result in report[0]["slides"]:
+            slide_result.pop("geojson")
+            assert slide_result["status"] == "complete"
+            for ln in slide_result["lns"]:
+                ln.pop("heatmap")
+    assert reports[0] == reports[1]
