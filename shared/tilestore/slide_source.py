@@ -114,9 +114,11 @@ class SlideSource:
         Returns uint8 height x width x 3 RGB; areas without image data are white.
         Raises `PathStreamError(SLIDE_CORRUPT)` when the file cannot be decoded there.
         """
-        downsample = self.level_downsample(level)
-        location = (round(x * downsample), round(y * downsample))
         try:
+            # Inside the try: once one read fails, OpenSlide's handle is in an error state and every
+            # later call on it raises, including this lookup in another ingest thread.
+            downsample = self.level_downsample(level)
+            location = (round(x * downsample), round(y * downsample))
             rgba = np.asarray(self.slide.read_region(location, level, (width, height)))
         except openslide.OpenSlideError as exc:
             raise PathStreamError(
