@@ -248,7 +248,11 @@ class PathStreamSettings(BaseSettings):
 
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="`auto`: readable lines on a terminal, JSON otherwise and always for services "
+        "(`serve`, `watch`, `api serve`); `json` or `console` to force one.",
+    )
 
     @field_validator("allowed_roots", mode="before")
     @classmethod

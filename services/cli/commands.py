@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -51,10 +53,19 @@ train_app.command("marrow")(marrow_commands.train)
 
 
 @app.callback()
-def _setup() -> None:
-    """Configure logging from the settings before any command runs."""
+def _setup(ctx: typer.Context) -> None:
+    """Configure logging from the settings before any command runs: with `auto`, services log
+    JSON lines (for the log shipper) and commands on a terminal log readable lines."""
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    fmt = settings.log_format
+    if fmt == "auto":
+        service = ctx.invoked_subcommand in SERVICE_COMMANDS
+        fmt = "console" if sys.stderr.isatty() and not service else "json"
+    configure_logging(settings.log_level, fmt)
+
+
+SERVICE_COMMANDS = frozenset({"serve", "watch", "api"})
+"""Commands that run as services: their logs stay JSON whatever the terminal."""
 
 
 @app.command("config")

@@ -115,3 +115,51 @@ def test_config_masks_secrets(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Zq7pW0rd" not in result.stdout
     assert "PATHSTREAM_KAFKA_BOOTSTRAP" in result.stdout
+
+
+def test_logs_are_readable_on_a_terminal_and_json_for_services_and_pipes(tmp_path: Path) -> None:
+    """Issue 19: PATHSTREAM_LOG_FORMAT=auto renders console lines for a command on a terminal,
+    JSON when stderr is a pipe, and JSON for services whatever the terminal."""
+    import pty
+
+    script = (
+        "import sys; sys.argv = ['pathstream'] + sys.argv[1:]\n"
+        "from pathstream.services.cli.commands import app\n"
+        "from pathstream.shared.logs import get_logger\n"
+        "import pathstream.services.cli.commands as c\n"
+        "@c.app.command('emit-log')\n"
+        "def emit_log() -> None:\n"
+        "    get_logger('t').warning('probe_event', n=1)\n"
+        "app()\n"
+    )
+    env = {**os.environ, "PATHSTREAM_DATA_DIR": str(tmp_path), "PATHSTREAM_LOG_FORMAT": "auto"}
+    piped = subprocess.run(
+        [sys.executable, "-c", script, "emit-log"], env=env, capture_output=True, text=True
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert '"event": "probe_event"' in piped.stderr
+
+    leader, follower = pty.openpty()
+    on_tty = subprocess.run(
+        [sys.executable, "-c", script, "emit-log"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        timeout=60,
+    )
+    os.close(follower)
+    written = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        written += chunk
+    os.close(leader)
+    assert on_tty.returncode == 0
+    text = written.decode(errors="replace")
+    assert "probe_event" in text and '"event": "probe_event"' not in text, text
