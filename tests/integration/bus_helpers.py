@@ -1,4 +1,4 @@
-"""Helpers for tests on the real broker: wait for a condition without fixed sleeps."""
+"""Helpers for tests on the real broker: wait for a condition without fixed sleeps, a group's lag."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from pathstream.shared.bus.broker import build_broker
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from pathstream.shared.bus.admin import topic_partitions
+from pathstream.shared.bus.broker import build_broker, client_kwargs
 from pathstream.shared.bus.startup import start_with_retry
 from pathstream.shared.bus.subscribe import consumer_options
 from pathstream.shared.events import Event
@@ -52,3 +56,27 @@ async def collected(
         yield seen
     finally:
         await broker.stop()
+
+
+async def group_lag(
+    settings: PathStreamSettings, group: str, topics: list[str], partitions_per_topic: int | None = None
+) -> int:
+    """Messages in `topics` (full names) not yet committed by consumer group `group` (prefix
+    applied). Fails when a topic has no partitions, or not `partitions_per_topic` when given: a lag
+    over no partitions would read 0 without looking."""
+    partitions = await topic_partitions(settings, topics)
+    expected = len(topics) * partitions_per_topic if partitions_per_topic is not None else None
+    assert partitions and (expected is None or len(partitions) == expected), (
+        f"partitions of {topics}: {partitions}"
+    )
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    consumer = AIOKafkaConsumer(**client_kwargs(settings))
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.topic(group))
+        ends = await consumer.end_offsets(partitions)
+        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()

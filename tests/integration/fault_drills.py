@@ -36,7 +36,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ from pathstream.shared.db.models import AuditEntry, LymphNode, Role, StudyReport
 from pathstream.shared.events import LymphNodeScored, ReportReady, SlideFailed
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import Topic
-from tests.integration.bus_helpers import wait_until
+from tests.integration.bus_helpers import group_lag, wait_until
 from tests.integration.kafka_broker import PrivateKafka, free_port
 from tests.integration.private_postgres import PrivatePostgres
 from tests.integration.service_processes import Processes
@@ -142,7 +142,7 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (benchmarks' output)."""
-        return {**{k: v for k, v in self.__dict__.items()}, "ok": self.ok}
+        return {**asdict(self), "ok": self.ok}
 
 
 class Cluster:
@@ -386,26 +386,11 @@ class Round:
         return StudyResult(final.ln_positive, final.ln_negative, pn, final.report_version, lns)
 
     async def lag(self) -> dict[str, int]:
-        """Uncommitted messages per service group."""
-        admin = AIOKafkaAdminClient(**client_kwargs(self.settings))
-        consumer = AIOKafkaConsumer(**client_kwargs(self.settings))
-        await admin.start()
-        await consumer.start()
-        try:
-            lags = {}
-            for group, bases in SERVICE_GROUPS.items():
-                committed = await admin.list_consumer_group_offsets(self.settings.topic(group))
-                topics = [self.settings.topic(t) for t in bases]
-                partitions = await topic_partitions(self.settings, topics)
-                assert len(partitions) == 4 * len(topics), f"partitions of {topics}: {partitions}"
-                ends = await consumer.end_offsets(partitions)
-                lags[group] = sum(
-                    ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions
-                )
-            return lags
-        finally:
-            await consumer.stop()
-            await admin.close()
+        """Uncommitted messages per service group (each topic has the round's 4 partitions)."""
+        return {
+            group: await group_lag(self.settings, group, [self.settings.topic(t) for t in bases], 4)
+            for group, bases in SERVICE_GROUPS.items()
+        }
 
     async def wait_lag_zero(self, timeout_s: float = 120) -> dict[str, int]:
         """Until every service group has lag 0 (or the timeout); returns the last lags seen."""
@@ -809,7 +794,6 @@ UNDISTURBED = Drill("undisturbed", "-", nothing, trigger=None)
 
 def drills() -> list[Drill]:
     """Every fault at three timings (issue 18's fault-injection suite)."""
-    every = [SERVICE_GROUPS_ALL]
     return [
         *(Drill("ESCNN worker SIGKILL mid-LN", f"after {k} scored", kill_escnn_worker, k) for k in (1, 4, 8)),
         *(Drill("reporter SIGKILL mid-event", f"after {k} scored", kill_reporter, k) for k in (1, 5, 9)),
@@ -841,8 +825,8 @@ def drills() -> list[Drill]:
         *(
             Drill("replay of every topic from offset 0", timing, replay_from_zero(groups), trigger)
             for timing, groups, trigger in [
-                ("after the report", *every, None),
-                ("after 5 scored", *every, 5),
+                ("after the report", list(SERVICE_GROUPS), None),
+                ("after 5 scored", list(SERVICE_GROUPS), 5),
                 ("after the report, reporter only", [REPORTER_GROUP], None),
             ]
         ),
@@ -858,8 +842,6 @@ def drills() -> list[Drill]:
         Drill("12 concurrent amendments of one LN", "after 6 scored, at once", concurrent_amendments(0), 6),
     ]
 
-
-SERVICE_GROUPS_ALL = list(SERVICE_GROUPS)
 
 FAST_TIER = {
     ("reporter SIGKILL mid-event", "after 5 scored"),

@@ -12,12 +12,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from pathstream.services.operations.dead_letters import read_dead_letters, read_original, replay, replayed
-from pathstream.shared.bus.admin import ensure_topics, topic_partitions
+from pathstream.shared.bus.admin import ensure_topics
 from pathstream.shared.bus.broker import build_broker, client_kwargs
 from pathstream.shared.bus.dead_letter import DeadLetter
 from pathstream.shared.bus.startup import start_with_retry
@@ -27,28 +26,11 @@ from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import dead_letter_topic
-from tests.integration.bus_helpers import wait_until
+from tests.integration.bus_helpers import group_lag, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 GROUP = "delivery-faults"
-
-
-async def group_lag(settings: PathStreamSettings, group: str, topic: str) -> int:
-    """Messages in `topic` not yet committed by consumer group `group` (prefix applied)."""
-    partitions = await topic_partitions(settings, [topic])
-    assert partitions, f"{topic} has no partitions"
-    admin = AIOKafkaAdminClient(**client_kwargs(settings))
-    consumer = AIOKafkaConsumer(**client_kwargs(settings))
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(settings.topic(group))
-        ends = await consumer.end_offsets(partitions)
-        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 def _worker(settings: PathStreamSettings, topic: str, handle: Any) -> KafkaBroker:
@@ -86,7 +68,7 @@ async def test_a_handler_longer_than_the_poll_interval_runs_once_and_commits(
             await producer.publish({"n": n}, topic, key=f"ln-{n}".encode())
         await wait_until(lambda: set(handled) == set(range(6)), 90, "every LN handled")
         await asyncio.sleep(settings.kafka_max_poll_interval_ms / 1000 * 2)  # time for a redelivery
-        assert await group_lag(settings, GROUP, topic) == 0, "offsets committed"
+        assert await group_lag(settings, GROUP, [topic]) == 0, "offsets committed"
     finally:
         for worker in workers:
             await worker.stop()
@@ -122,7 +104,7 @@ async def test_an_outage_is_waited_out_in_order_and_nothing_is_dead_lettered(
         assert handled == [] and set(tries) == {0}, "nothing behind the waiting message was taken"
         down_until = time.monotonic() + 2.0  # the database comes back in 2 s
         await wait_until(lambda: len(handled) == 5, 60, "all messages after the outage")
-        assert await group_lag(settings, GROUP, topic) == 0
+        assert await group_lag(settings, GROUP, [topic]) == 0
     finally:
         await worker.stop()
         await producer.stop()
@@ -157,7 +139,7 @@ async def test_an_oversized_message_is_dead_lettered_as_an_excerpt_and_the_parti
         await producer.publish({"n": 1}, topic, key=b"k")
         await start_with_retry(worker, bus_settings)
         await wait_until(lambda: handled == [1], 60, "the message behind the oversized one")
-        assert await group_lag(bus_settings, GROUP, topic) == 0
+        assert await group_lag(bus_settings, GROUP, [topic]) == 0
     finally:
         await worker.stop()
         await producer.stop()
@@ -200,7 +182,7 @@ async def test_in_flight_work_survives_a_rebalance(bus_settings: PathStreamSetti
             await producer.publish({"n": n}, topic, key=f"ln-{n}".encode())
         await wait_until(lambda: {n for _, n in handled} == set(range(9)), 90, "every LN")
         await asyncio.sleep(3)
-        assert await group_lag(settings, GROUP, topic) == 0
+        assert await group_lag(settings, GROUP, [topic]) == 0
     finally:
         await second.stop()
         await first.stop()
@@ -248,7 +230,7 @@ async def test_dead_letters_are_listed_and_replayed_once(
         assert set(replayed(sessions, entries)) == {entries[0].coordinates}
         await asyncio.sleep(2)
         assert handled == [14, 13], "replayed once only"
-        assert await group_lag(bus_settings, GROUP, topic) == 0
+        assert await group_lag(bus_settings, GROUP, [topic]) == 0
     finally:
         await worker.stop()
         await producer.stop()
