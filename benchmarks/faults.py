@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import emit, quiet_logs
-from tests.integration.fault_drills import FAST_TIER, UNDISTURBED, Cluster, drills, run_drill, table
+from tests.integration.fault_catalogue import FAST_TIER, UNDISTURBED, drills, table
+from tests.integration.fault_drills import Cluster, run_drill
 
 
 async def _main(only: str | None, fast: bool) -> int:

@@ -2,7 +2,8 @@
 `test_distributed_pipeline.py` does not already drill, on a private Apache Kafka broker and a private
 PostgreSQL server, each round checked against an undisturbed round of the same study.
 
-`benchmarks/faults.py` runs every fault at three timings; `fault_drills.py` says what is checked.
+`benchmarks/faults.py` runs every fault at three timings; `fault_drills.py` says what is checked and
+`fault_catalogue.py` what each fault does.
 """
 
 from __future__ import annotations
@@ -12,15 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.fault_drills import (
-    FAST_TIER,
-    UNDISTURBED,
-    Cluster,
-    Drill,
-    StudyResult,
-    drills,
-    run_drill,
-)
+from tests.integration.fault_catalogue import FAST_TIER, UNDISTURBED, drills
+from tests.integration.fault_drills import Cluster, Drill, StudyResult, run_drill
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
