@@ -76,6 +76,27 @@ class PathStreamSettings(BaseSettings):
         "default: `<data_dir>`.",
     )
 
+    # Limits on what one slide may claim to be, checked from its header before any pixel is read
+    # (shared/tilestore/limits.py): the largest real slides are ~200k x 100k px (20 Gpx at 0.25 um/px).
+    max_slide_side_px: int = Field(
+        default=500_000, ge=1_000, description="Longest level-0 side a slide may have, in pixels."
+    )
+    max_slide_gigapixels: float = Field(
+        default=50.0, gt=0, description="Largest level-0 pixel count a slide may have, in gigapixels."
+    )
+    max_slide_memory_mb: int = Field(
+        default=4_096,
+        ge=64,
+        description="Largest working memory a slide's ingest and detection may be expected to need, "
+        "estimated from its header (tile-row buffers and the 7.36 um/px detection maps).",
+    )
+
+    slide_qc: bool = Field(
+        default=True,
+        description="Refuse slides that fail the quality gate (QC_FAILED: not brightfield, false colour, "
+        "blank, not H&E/MGG; shared/tilestore/quality.py). Turn off for research use only.",
+    )
+
     tile_codec: Literal["zstd", "webp-lossless", "webp-lossy"] = Field(
         default="zstd", description="Compression of new tile stores (see BENCHMARKS.md)."
     )

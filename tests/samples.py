@@ -49,6 +49,8 @@ def slide_detected(slide_id: str = "S-001", study_id: str = "ST-001", ln_count: 
         model_version="detector-deeplabv3plus@sha256:1111",
         mpp_x=0.2301,
         mpp_y=0.2301,
+        width_px=40_000,
+        height_px=30_000,
         occurred_at=T0 + timedelta(minutes=1),
     )
 

@@ -16,6 +16,7 @@ from pathstream.shared.settings import get_settings
 from pathstream.shared.tilestore.context import tiledb_context
 from pathstream.shared.tilestore.ingest import IngestResult, ingest_slide
 from pathstream.shared.tilestore.layout import TileFormat
+from pathstream.shared.tilestore.limits import SlideLimits
 
 console = Console(highlight=False)
 
@@ -51,6 +52,7 @@ def ingest(
             allowed_roots=settings.allowed_roots,
             ctx=tiledb_context(settings),
             fmt=TileFormat.from_settings(settings),
+            limits=SlideLimits.from_settings(settings),
             workers=workers,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )

@@ -63,6 +63,8 @@ class Detection:
     outlines: list[LymphNodeOutline]
     mpp: tuple[float, float]
     seconds: float
+    size: tuple[int, int]
+    """Level-0 (width, height) of the slide in pixels."""
 
 
 def detect_in_store(store: TileStore, segmenter: LymphNodeSegmenter) -> list[LymphNodeOutline]:
@@ -114,7 +116,9 @@ class DetectorHandler:
                 lambda: detect_in_store(store, self.segmenter),
                 outages=not self.wait_out_outages,
             )
-            detection = Detection(store.uri, outlines, store.mpp, time.perf_counter() - started)
+            detection = Detection(
+                store.uri, outlines, store.mpp, time.perf_counter() - started, store.level0_size
+            )
             events = self._events(event, detection)
         except Exception as exc:  # every failure becomes an event; only outages reach the consumer
             if self.wait_out_outages and is_outage(exc):
@@ -176,5 +180,7 @@ class DetectorHandler:
             contours_uri=str(contours_path),
             mpp_x=detection.mpp[0],
             mpp_y=detection.mpp[1],
+            width_px=detection.size[0],
+            height_px=detection.size[1],
         )
         return [*lymph_nodes, summary]

@@ -9,6 +9,7 @@ unknown LN raises before anything is written.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,9 @@ from pathstream.services.reporter.versions import record_report_version
 from pathstream.services.review.auth import Principal
 from pathstream.services.review.contours import checked_contour
 from pathstream.services.review.geojson_export import (
+    KIND_LESION,
     KIND_LN,
+    LESION_CLASS,
     LN_CLASS,
     ln_feature_id,
     slide_feature_collection,
@@ -34,6 +37,7 @@ from pathstream.shared.polygons import polygon_area
 
 MAX_REASON_CHARS = 2000
 _CLASS_LABELS = {"positive": LnLabel.POSITIVE, "negative": LnLabel.NEGATIVE}
+_KNOWN_CLASSES = (LN_CLASS, "Positive", "Negative")
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,9 @@ class Review:
         """Replace an LN's contour (level-0 px); its area follows."""
         _require_pathologist(principal)
         reason = _checked_reason(reason)
-        points = checked_contour(contour)
         with self.sessions.begin() as session:
             node = self._locked_node(session, ln_id)
+            points = checked_contour(contour, _slide_size(session, node.slide_id))
             self._contour(session, principal, node, points, reason)
             return self._version(session, node.study_id, [ln_id], ["contour"])
 
@@ -162,11 +166,11 @@ class Review:
         """Add an LN the detector missed, with the pathologist's label."""
         _require_pathologist(principal)
         reason = _checked_reason(reason)
-        points = checked_contour(contour)
         with self.sessions.begin() as session:
             slide = session.get(Slide, slide_id)
             if slide is None:
                 raise _unknown("slide", slide_id)
+            points = checked_contour(contour, _slide_size(session, slide_id))
             self._lock(session, slide.study_id)
             ln_id = self._add(session, principal, slide, points, label, reason)
             return self._version(session, slide.study_id, [ln_id], ["add"])
@@ -205,19 +209,29 @@ class Review:
                 )
             }
             by_feature = {ln_feature_id(ln_id): ln_id for ln_id in nodes}
+            size = _slide_size(session, slide_id)
             planned: list[tuple[str, Any]] = []
-            seen: set[str] = set()
+            seen: dict[str, int] = {}
             for index, item in enumerate(features):
-                ln_id = by_feature.get(str(item.get("id"))) or item["pathstream"].get("ln_id")
+                named = item["pathstream"].get("ln_id")
+                ln_id = by_feature.get(str(item.get("id"))) or named
                 try:
-                    points = checked_contour(item["ring"])
+                    points = checked_contour(item["ring"], size)
                 except PathStreamError as exc:
                     raise PathStreamError(
                         ErrorCode.INVALID_AMENDMENT, f"Feature {index}: {exc.message}", hint=exc.hint
                     ) from None
+                if ln_id in seen:
+                    raise PathStreamError(
+                        ErrorCode.INVALID_AMENDMENT,
+                        f"Features {seen[ln_id]} and {index} are both lymph node {ln_id}.",
+                        hint="Delete the duplicate in QuPath (a copied feature keeps its LN id).",
+                    )
                 if ln_id in nodes:
-                    seen.add(ln_id)
+                    seen[ln_id] = index
                     planned.append(("update", (nodes[ln_id], points, item["label"])))
+                elif named is not None:
+                    raise _foreign_ln(session, index, str(named), slide_id)
                 else:
                     if item["label"] is None:
                         raise PathStreamError(
@@ -363,6 +377,31 @@ class Review:
         return Amendment(study_id, tuple(ln_ids), tuple(actions), None if row is None else row.version)
 
 
+def _slide_size(session: Session, slide_id: str) -> tuple[int, int] | None:
+    """The slide's level-0 (width, height) in px, when its detection has reported it."""
+    slide = session.get(Slide, slide_id)
+    if slide is None or slide.width_px is None or slide.height_px is None:
+        return None
+    return slide.width_px, slide.height_px
+
+
+def _foreign_ln(session: Session, index: int, ln_id: str, slide_id: str) -> PathStreamError:
+    """The error for feature `index` naming an LN id that is not a current LN of `slide_id`."""
+    node = session.get(LymphNode, ln_id)
+    if node is None:
+        why = f"names lymph node {ln_id}, which PathStream does not know"
+    elif node.slide_id != slide_id:
+        why = f"is lymph node {ln_id} of slide {node.slide_id}, not of slide {slide_id}"
+    else:
+        why = f"is lymph node {ln_id}, which was removed in an earlier review"
+    return PathStreamError(
+        ErrorCode.INVALID_AMENDMENT,
+        f"Feature {index} {why}; nothing was changed.",
+        hint="Import each slide's own export; for a new lymph node, draw a new feature without "
+        "PathStream's properties.",
+    )
+
+
 def _area_um2(session: Session, slide_id: str, points: list[tuple[int, int]]) -> float:
     slide = session.get(Slide, slide_id)
     if slide is None or slide.mpp_x is None or slide.mpp_y is None:
@@ -395,22 +434,38 @@ def _ln_features(collection: Any) -> list[dict[str, Any]]:
     for index, item in enumerate(features):
         if not isinstance(item, dict):
             raise bad(f"feature {index} is not an object")
-        props = item.get("properties") or {}
+        props = item.get("properties")
+        if not isinstance(props, dict):
+            raise bad(f"feature {index} has no properties object (got {json.dumps(props)})")
+        raw = props.get("pathstream", {})
+        if not isinstance(raw, dict):
+            raise bad(f"feature {index} has a malformed properties.pathstream ({json.dumps(raw)[:80]})")
+        ours: dict[str, Any] = raw
         classification = props.get("classification")
         class_name = classification.get("name") if isinstance(classification, dict) else classification
-        raw = props.get("pathstream")
-        ours: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        if ours.get("kind") not in (None, KIND_LN):
-            continue
-        if ours.get("kind") is None and class_name not in (LN_CLASS, "Positive", "Negative"):
-            continue
+        kind = ours.get("kind")
+        if kind not in (None, KIND_LN, KIND_LESION):
+            raise bad(f"feature {index} has an unknown properties.pathstream.kind {json.dumps(kind)[:80]}")
+        if kind == KIND_LESION or (kind is None and class_name == LESION_CLASS):
+            continue  # CAM regions are the model's output, not something a pathologist edits
+        if class_name is not None and class_name not in _KNOWN_CLASSES:
+            raise bad(
+                f"feature {index} has the class {json.dumps(class_name)[:80]}, which PathStream does not "
+                f"know (lymph nodes are {', '.join(_KNOWN_CLASSES)}; {LESION_CLASS} regions are ignored)"
+            )
+        if kind is None and class_name is None:
+            raise bad(
+                f"feature {index} has no classification; classify it as {LN_CLASS}, Positive or Negative, "
+                "or delete it"
+            )
+        if ours.get("ln_id") is not None and not isinstance(ours.get("ln_id"), str):
+            raise bad(f"feature {index} has a malformed properties.pathstream.ln_id")
         geometry = item.get("geometry") or {}
-        if geometry.get("type") != "Polygon" or not geometry.get("coordinates"):
+        coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
+        if geometry.get("type") != "Polygon" or not isinstance(coordinates, list) or not coordinates:
             raise bad(f"feature {index} is a lymph node but not a Polygon")
         label = _CLASS_LABELS.get(str(class_name).lower()) if class_name else None
         if label is None and ours.get("label") in ("positive", "negative"):
             label = _CLASS_LABELS[ours["label"]]
-        found.append(
-            {"id": item.get("id"), "ring": geometry["coordinates"][0], "label": label, "pathstream": ours}
-        )
+        found.append({"id": item.get("id"), "ring": coordinates[0], "label": label, "pathstream": ours})
     return found

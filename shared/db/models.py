@@ -128,6 +128,8 @@ class Slide(TimestampMixin, Base):
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     mpp_x: Mapped[float | None] = mapped_column(Float, comment="level-0 um/px")
     mpp_y: Mapped[float | None] = mapped_column(Float, comment="level-0 um/px")
+    width_px: Mapped[int | None] = mapped_column(Integer, comment="level-0 width")
+    height_px: Mapped[int | None] = mapped_column(Integer, comment="level-0 height")
     store_uri: Mapped[str | None] = mapped_column(Text)
     ln_count: Mapped[int | None] = mapped_column(Integer)
     detector_model_version: Mapped[str | None] = mapped_column(

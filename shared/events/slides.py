@@ -43,6 +43,8 @@ class SlideDetected(Event):
     contours_uri: Uri | None = Field(default=None, description="QuPath GeoJSON of the LN contours.")
     mpp_x: float | None = Field(default=None, ge=0.05, le=20.0, description="Level-0 um/px used.")
     mpp_y: float | None = Field(default=None, ge=0.05, le=20.0, description="Level-0 um/px used.")
+    width_px: int | None = Field(default=None, ge=1, description="Level-0 width of the slide in pixels.")
+    height_px: int | None = Field(default=None, ge=1, description="Level-0 height of the slide in pixels.")
 
 
 class FailureStage(StrEnum):

@@ -43,6 +43,7 @@ from pathstream.shared.tilestore.layout import (
     array_schema,
     working_resolutions,
 )
+from pathstream.shared.tilestore.limits import SlideLimits, check_slide_size
 from pathstream.shared.tilestore.reader import TileStore, read_store_meta
 from pathstream.shared.tilestore.resample import (
     area_resample,
@@ -51,7 +52,7 @@ from pathstream.shared.tilestore.resample import (
     snapped_span,
     source_span,
 )
-from pathstream.shared.tilestore.slide_source import MppSource, SlideSource, open_slide
+from pathstream.shared.tilestore.slide_source import MppSource, SlideSource, check_slide_file, open_slide
 
 log = get_logger(__name__)
 
@@ -257,14 +258,21 @@ def _band_count(plan: ArrayPlan, fmt: TileFormat) -> int:
     return -(-plan.info.height // fmt.tile)
 
 
-def _reuse_or_clear(uri: str, sha256: str, ctx: tiledb.Ctx) -> TileStore | None:
-    """Return the existing complete store for this content, clear a partial one, refuse a clash."""
+def _reusable(
+    uri: str, sha256: str, mpp: float | None, needed: Sequence[str], ctx: tiledb.Ctx
+) -> tuple[TileStore | None, float | None]:
+    """(the existing complete store when it can serve this ingest, the operator mpp to rebuild with).
+
+    A store is reused when it holds the same content (sha256) at this ingest version, with every
+    array `needed` and the resolution asked for (`mpp`, or any when None): so a store made by
+    `pathstream ingest --mpp` serves `pathstream run` without `--mpp`. A store of the same content
+    that cannot serve (older version, missing array, other mpp) or an unfinished one is cleared;
+    when its mpp came from the operator and none is given now, that mpp is kept for the rebuild.
+    A complete store of other content is refused (`STORE_CONFLICT`)."""
     if tiledb.object_type(uri, ctx=ctx) is None:
-        return None
+        return None, mpp
     meta = read_store_meta(uri, ctx)
     complete = bool(meta.get(MetaKey.COMPLETE))
-    if complete and meta.get(MetaKey.SHA256) == sha256 and meta.get(MetaKey.INGEST_VERSION) == INGEST_VERSION:
-        return TileStore.open(uri, ctx=ctx)
     if complete and meta.get(MetaKey.SHA256) != sha256:
         raise PathStreamError(
             ErrorCode.STORE_CONFLICT,
@@ -272,9 +280,35 @@ def _reuse_or_clear(uri: str, sha256: str, ctx: tiledb.Ctx) -> TileStore | None:
             f"one is {sha256}).",
             hint="Give this slide its own --slide-id, or delete the old store if it is obsolete.",
         )
-    log.warning("store_rebuilt", store_uri=uri, reason="incomplete or older ingest version")
+    if complete and meta.get(MetaKey.MPP_SOURCE) == "operator" and mpp is None:
+        mpp = float(meta[MetaKey.MPP_X])
+    if complete and meta.get(MetaKey.INGEST_VERSION) == INGEST_VERSION:
+        store = TileStore.open(uri, ctx=ctx)
+        same_mpp = mpp is None or all(abs(m - mpp) <= 1e-9 * mpp for m in store.mpp)
+        if same_mpp and set(needed) <= set(store.arrays):
+            return store, mpp
+    log.warning("store_rebuilt", store_uri=uri, reason="incomplete, older, other mpp or missing arrays")
     tiledb.VFS(ctx=ctx).remove_dir(uri)
-    return None
+    return None, mpp
+
+
+def _reused_result(store: TileStore, started: float) -> IngestResult:
+    meta = store.meta
+    width0, height0 = store.level0_size
+    return IngestResult(
+        slide_id=store.slide_id,
+        store_uri=store.uri,
+        sha256=store.sha256,
+        mpp_source=meta.get(MetaKey.MPP_SOURCE, "metadata"),
+        mpp_x=store.mpp[0],
+        mpp_y=store.mpp[1],
+        vendor=str(meta.get(MetaKey.VENDOR, "unknown")),
+        level0_width=width0,
+        level0_height=height0,
+        arrays=list(store.arrays.values()),
+        reused=True,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def ingest_slide(
@@ -287,6 +321,7 @@ def ingest_slide(
     sha256: str | None = None,
     allowed_roots: Sequence[str] | None = None,
     fmt: TileFormat = DEFAULT_TILE_FORMAT,
+    limits: SlideLimits | None = None,
     ctx: tiledb.Ctx | None = None,
     workers: int = 2,
     progress: Progress | None = None,
@@ -294,42 +329,42 @@ def ingest_slide(
     """Write (or reuse) the tile store of the slide at `path` under `store_root`/`slide_id`.
 
     `mpp` overrides the slide's level-0 um/px; `sha256` skips hashing when the caller already
-    has it; `allowed_roots`, when given, refuses slides outside them. Returns what was written.
-    Raises `PathStreamError` for every input problem (see `open_slide` and `plan_array`).
+    has it; `allowed_roots`, when given, refuses slides outside them; `limits` bound what the
+    header may claim (`SLIDE_TOO_LARGE` before any pixel is read). Returns what was written or
+    reused. Raises `PathStreamError` for every input problem (see `open_slide` and `plan_array`).
     """
     started = time.perf_counter()
     if allowed_roots is not None:
         check_allowed(str(path), allowed_roots)
     ctx = ctx or tiledb.Ctx()
+    check_slide_file(path)
+    digest = sha256 or slide_sha256(path)
+    uri = store_uri(store_root, slide_id)
+    needed = [r.name for r in working_resolutions(specimen)]
+    existing, mpp = _reusable(uri, digest, mpp, needed, ctx)
+    if existing is not None:
+        log.info("store_reused", slide_id=slide_id, store_uri=uri)
+        return _reused_result(existing, started)
     source = open_slide(path, mpp)
     try:
-        digest = sha256 or slide_sha256(path)
-        uri = store_uri(store_root, slide_id)
-
-        def result(arrays: list[ArrayInfo], reused: bool) -> IngestResult:
-            width0, height0 = source.dimensions
-            return IngestResult(
-                slide_id=slide_id,
-                store_uri=uri,
-                sha256=digest,
-                mpp_source=source.mpp_source,
-                mpp_x=source.mpp_x,
-                mpp_y=source.mpp_y,
-                vendor=source.vendor,
-                level0_width=width0,
-                level0_height=height0,
-                arrays=arrays,
-                reused=reused,
-                seconds=time.perf_counter() - started,
-            )
-
-        existing = _reuse_or_clear(uri, digest, ctx)
-        if existing is not None:
-            log.info("store_reused", slide_id=slide_id, store_uri=uri)
-            return result(list(existing.arrays.values()), reused=True)
         plans = [plan_array(source, r) for r in working_resolutions(specimen)]
+        check_slide_size(path, source.dimensions, [p.info for p in plans], fmt, limits or SlideLimits())
         _write_store(source, plans, uri, ctx, fmt, workers, progress, slide_id, specimen, str(path), digest)
-        written = result([p.info for p in plans], reused=False)
+        width0, height0 = source.dimensions
+        written = IngestResult(
+            slide_id=slide_id,
+            store_uri=uri,
+            sha256=digest,
+            mpp_source=source.mpp_source,
+            mpp_x=source.mpp_x,
+            mpp_y=source.mpp_y,
+            vendor=source.vendor,
+            level0_width=width0,
+            level0_height=height0,
+            arrays=[p.info for p in plans],
+            reused=False,
+            seconds=time.perf_counter() - started,
+        )
         log.info(
             "slide_ingested",
             slide_id=slide_id,

@@ -14,17 +14,23 @@ import tiledb
 from pathstream.shared.allowed_roots import check_allowed
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import SlideScanned
+from pathstream.shared.logs import get_logger
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.ingest import ingest_slide
 from pathstream.shared.tilestore.layout import TileFormat
+from pathstream.shared.tilestore.limits import SlideLimits
+from pathstream.shared.tilestore.quality import check_store_quality
 from pathstream.shared.tilestore.reader import TileStore
+
+log = get_logger(__name__)
 
 
 def store_for_scan(event: SlideScanned, settings: PathStreamSettings, ctx: tiledb.Ctx) -> TileStore:
-    """Ingest (or reuse) the store of `event`'s slide at the arrays its specimen needs; open it.
+    """Ingest (or reuse) the store of `event`'s slide at the arrays its specimen needs, pass it
+    through the slide-quality gate (`PATHSTREAM_SLIDE_QC`, `shared.tilestore.quality`); open it.
 
-    Raises `PathStreamError` for a slide outside `PATHSTREAM_ALLOWED_ROOTS`, on object storage, or
-    unreadable (see `ingest_slide`).
+    Raises `PathStreamError` for a slide outside `PATHSTREAM_ALLOWED_ROOTS`, on object storage,
+    unreadable or too large (see `ingest_slide`), or failing the gate (`QC_FAILED`).
     """
     location = check_allowed(event.uri, settings.allowed_roots)
     if "://" in location:
@@ -43,5 +49,10 @@ def store_for_scan(event: SlideScanned, settings: PathStreamSettings, ctx: tiled
         sha256=event.sha256,
         ctx=ctx,
         fmt=TileFormat.from_settings(settings),
+        limits=SlideLimits.from_settings(settings),
     )
-    return TileStore.open(result.store_uri, ctx=ctx)
+    store = TileStore.open(result.store_uri, ctx=ctx)
+    if settings.slide_qc:
+        quality = check_store_quality(store, str(event.uri))
+        log.info("slide_quality_passed", slide_id=event.slide_id, **quality.as_dict())
+    return store

@@ -41,6 +41,12 @@ def resolve_slide_path(path: Path) -> Path:
     return path
 
 
+def check_slide_file(path: Path) -> None:
+    """Check that the slide at `path` (file or DICOM folder) exists and is not empty, before it is
+    hashed or opened. Raises `PathStreamError(SLIDE_NOT_FOUND / SLIDE_EMPTY / NOT_A_SLIDE)`."""
+    _check_file(resolve_slide_path(path))
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise PathStreamError(

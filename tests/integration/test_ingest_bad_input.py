@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 import tiledb
 
 from pathstream.shared.errors import ErrorCode, PathStreamError
-from pathstream.shared.events import FailureStage, SlideFailed
+from pathstream.shared.events import FailureStage, SlideFailed, Specimen
 from pathstream.shared.tilestore.ingest import ingest_slide
+from pathstream.shared.tilestore.limits import SlideLimits
+from tests.bad_slides import huge_header_tiff
 from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.integration
@@ -125,3 +128,30 @@ def test_dicom_folder_and_copies_hash_by_content(tmp_path: Path) -> None:
     a = ingest_slide(WSI / "CMU-1-Small-Region_dicom_FALSECOLOUR", str(tmp_path / "s1"), "d")
     b = ingest_slide(folder, str(tmp_path / "s2"), "d")
     assert a.sha256 == b.sha256
+
+
+def test_a_header_claiming_a_terapixel_is_refused_before_any_pixel_is_read(tmp_path: Path) -> None:
+    huge = huge_header_tiff(tmp_path / "huge.tif")
+    assert huge.stat().st_size < 10_000_000  # 7.6 MB claiming 10^6 x 10^6 px
+    started = time.perf_counter()
+    error = _fails(huge, tmp_path / "store", ErrorCode.SLIDE_TOO_LARGE)
+    assert time.perf_counter() - started < 10
+    assert "1000000 x 1000000" in error.message and "PATHSTREAM_MAX_SLIDE_SIDE_PX" in error.hint
+
+
+def test_limits_are_settings_for_pixels_and_memory(tmp_path: Path) -> None:
+    error = _fails(SVS, tmp_path / "a", ErrorCode.SLIDE_TOO_LARGE, limits=SlideLimits(max_gigapixels=0.001))
+    assert "gigapixels" in error.message
+    error = _fails(SVS, tmp_path / "b", ErrorCode.SLIDE_TOO_LARGE, limits=SlideLimits(max_memory_mb=1))
+    assert "MB" in error.message and "PATHSTREAM_MAX_SLIDE_MEMORY_MB" in error.hint
+
+
+def test_a_store_made_with_the_operators_mpp_serves_later_runs_without_it(tmp_path: Path) -> None:
+    tcga = WSI / "tcga-cr-7395-01a-01-ts1.svs"
+    first = ingest_slide(tcga, str(tmp_path), "slide", mpp=0.25)
+    again = ingest_slide(tcga, str(tmp_path), "slide")  # the file still has no mpp
+    assert again.reused and (again.mpp_x, again.mpp_source) == (0.25, "operator")
+    marrow = ingest_slide(tcga, str(tmp_path), "slide", Specimen.BONE_MARROW)  # needs one more array
+    assert not marrow.reused and marrow.mpp_x == 0.25 and "marrow_roi" in {a.name for a in marrow.arrays}
+    corrected = ingest_slide(tcga, str(tmp_path), "slide", mpp=0.5)
+    assert not corrected.reused and corrected.mpp_x == 0.5 and corrected.sha256 == first.sha256

@@ -11,7 +11,7 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -48,12 +48,18 @@ class Api:
 
     def call(self, method: str, path: str, token: str | None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers.update(kwargs.pop("headers", {}))
         return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
 
     def state(self) -> tuple[int, int]:
         """(report versions, audit entries): what an amendment must change and a refusal must not."""
         with self.sessions() as session:
-            versions = session.scalar(select(func.count()).select_from(StudyReport)) or 0
+            versions = (
+                session.scalar(
+                    select(func.count()).select_from(StudyReport).where(StudyReport.study_id == "ST-001")
+                )
+                or 0
+            )
             audits = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
             return versions, audits
 
@@ -71,7 +77,8 @@ def api(pg_url: str, tmp_path: Any) -> Iterator[Api]:
     engine = create_db_engine(pg_url)
     sessions = session_factory(engine)
     reporter = ReporterHandler(PathStreamSettings(data_dir=tmp_path), sessions)
-    for event in [slide_detected(ln_count=2), ln_scored(0, 0.9), ln_scored(1, 0.1)]:
+    other_slide = [slide_detected("S-002", "ST-009", 1), ln_scored(0, 0.2, "S-002", "ST-009")]
+    for event in [slide_detected(ln_count=2), ln_scored(0, 0.9), ln_scored(1, 0.1), *other_slide]:
         reporter.handle(event)
     tokens = DatabaseTokens(sessions)
     tokens.add_user("vera", Role.VIEWER)
@@ -163,6 +170,22 @@ INVALID = [
     ("PUT", f"{LN0}/label", {"label": "maybe", "reason": "r"}, 422, ""),
     ("POST", "/slides/NOPE/lymph-nodes", {"contour": SQUARE, "label": "negative", "reason": "r"}, 404, ""),
     ("PUT", f"{LN0}/contour", {"contour": [[i, i % 7] for i in range(9000)], "reason": "r"}, 413, "exceeds"),
+    ("PUT", f"{LN0}/contour", {"contour": [[0, 0], [1e300, 0], [0, 1e300]], "reason": "r"}, 422, "outside"),
+    ("PUT", f"{LN0}/contour", {"contour": [[0, 0], [1e12, 0], [0, 10]], "reason": "r"}, 422, "40000 x 30000"),
+    (
+        "PUT",
+        f"{LN0}/contour",
+        {"contour": [[39000, 29000], [41000, 29000], [41000, 29500]], "reason": "r"},
+        422,
+        "outside",
+    ),
+    (
+        "POST",
+        "/slides/S-001/lymph-nodes",
+        {"contour": [[0, 0], [9e9, 0], [0, 9]], "label": "negative", "reason": "r"},
+        422,
+        "outside",
+    ),
 ]
 
 
@@ -278,3 +301,69 @@ def test_concurrent_label_changes_keep_row_audit_and_report_in_step(api: Api) ->
     assert chain[-1][1]["review_label"] == row_label
     # LN 0 is positive by the model; LN 1 is what the last change said.
     assert report_positive == 1 + (row_label == "positive"), "the newest report disagrees with the row"
+
+
+def _import(api: Api, features: list[dict[str, Any]]) -> httpx.Response:
+    collection = {"type": "FeatureCollection", "features": features}
+    return api.call(
+        "POST", "/slides/S-001/geojson", api.pathologist, json={"geojson": collection, "reason": "r"}
+    )
+
+
+def _exported_lns(api: Api) -> list[dict[str, Any]]:
+    exported = api.call("GET", "/slides/S-001/geojson", api.viewer).json()
+    return [f for f in exported["features"] if f["properties"]["classification"]["name"] == "Lymph node"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda f: f.update(properties=None), "no properties object"),
+        (lambda f: f["properties"].update(classification={"name": "Stroma"}), "Stroma"),
+        (lambda f: f["properties"].update(classification=None, pathstream=None), "malformed"),
+        (
+            lambda f: f["properties"]["pathstream"].update(kind="nucleus"),
+            "unknown properties.pathstream.kind",
+        ),
+        (
+            lambda f: f["properties"]["pathstream"].update(ln_id="S-002-ln000") or f.update(id="x"),
+            "of slide S-002",
+        ),
+        (
+            lambda f: f["properties"]["pathstream"].update(ln_id="S-404-ln000") or f.update(id="x"),
+            "does not know",
+        ),
+        (
+            lambda f: f.update(geometry={"type": "Polygon", "coordinates": [[[0, 0], [1e12, 0], [0, 9]]]}),
+            "outside",
+        ),
+        (lambda f: f.update(geometry={"type": "Point", "coordinates": [5, 5]}), "not a Polygon"),
+    ],
+)
+def test_a_malformed_qupath_import_is_refused_and_changes_nothing(
+    api: Api, edit: Callable[[dict[str, Any]], Any], message: str
+) -> None:
+    features = _exported_lns(api)
+    edit(features[0])
+    before = api.state()
+    response = _import(api, features)
+    assert response.status_code == 422, response.text
+    assert message in response.text and "eature 0" in response.text
+    assert api.state() == before
+
+
+def test_a_feature_copied_in_qupath_is_refused(api: Api) -> None:
+    features = _exported_lns(api)
+    response = _import(api, [*features, dict(features[0])])
+    assert response.status_code == 422 and "both lymph node S-001-ln000" in response.text
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_non_finite_coordinates_in_the_json_are_refused(api: Api, token: str) -> None:
+    body = '{"contour": [[0, 0], [' + token + ', 0], [0, 10]], "reason": "r"}'
+    before = api.state()
+    response = api.call(
+        "PUT", f"{LN0}/contour", api.pathologist, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert api.state() == before

@@ -142,6 +142,8 @@ def apply_slide_detected(session: Session, event: SlideDetected) -> None:
         values["mpp_x"] = event.mpp_x
     if event.mpp_y is not None:
         values["mpp_y"] = event.mpp_y
+    if event.width_px is not None and event.height_px is not None:
+        values["width_px"], values["height_px"] = event.width_px, event.height_px
     session.execute(update(Slide).where(Slide.slide_id == event.slide_id).values(**values))
     set_slide_status(session, event.slide_id, SlideStatus.DETECTED, event.occurred_at)
 
