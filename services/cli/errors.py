@@ -10,6 +10,7 @@ from rich.console import Console
 
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.logs import get_logger
+from pathstream.shared.storage_faults import storage_fault
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE
@@ -36,6 +37,8 @@ def fail(exc: BaseException) -> NoReturn:
     """Print `exc` for a person and exit: 2 for problems they can fix, 70 for internal errors."""
     if isinstance(exc, ValidationError) and exc.title.endswith("Settings"):
         exc = settings_error(exc)
+    if not isinstance(exc, PathStreamError):
+        exc = storage_fault(exc) or exc
     if isinstance(exc, PathStreamError):
         _stderr.print(f"[bold red]error[/] [{exc.code.value}] {exc.message}", markup=True)
         if exc.hint:

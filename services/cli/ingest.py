@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pathstream.services.cli.progress import progress_bar
+from pathstream.services.cli.run import checked_id
 from pathstream.shared.events import Specimen
 from pathstream.shared.naming import slide_id_for
 from pathstream.shared.settings import get_settings
@@ -40,7 +41,7 @@ def ingest(
 ) -> None:
     """Write a slide's working resolutions (0.46 and 7.36 um/px, plus ~0.2 for marrow) to TileDB."""
     settings = get_settings()
-    slide_id = slide_id or slide_id_for(slide)
+    slide_id = checked_id(slide_id, "--slide-id") if slide_id else slide_id_for(slide)
     with progress_bar(f"ingest {slide_id}", "{task.completed}/{task.total} tile rows", remaining=True) as bar:
         task = bar.add_task("ingest", total=None)
         result = ingest_slide(

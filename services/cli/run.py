@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from pathstream.services.cli.progress import progress_bar
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Specimen
 from pathstream.shared.settings import PathStreamSettings, get_settings
+
+if TYPE_CHECKING:
+    from pathstream.services.embedded.batch import BatchRun
 
 console = Console(highlight=False)
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -43,9 +46,9 @@ def run_pipeline(
     *,
     slide_ids: list[str] | None = None,
     mpp: float | None = None,
-) -> list[dict[str, Any]]:
+) -> BatchRun:
     """Run `slides` through the embedded pipeline with the configured models, showing progress;
-    return each study's result (`pathstream.services.embedded.batch.run_slides`)."""
+    return what the run found and wrote (`pathstream.services.embedded.batch.run_slides`)."""
     from pathstream.services.embedded.batch import run_slides
 
     with _progress_bar() as progress:
@@ -62,13 +65,22 @@ def run_pipeline(
         )
 
 
-def _checked_id(value: str, option: str) -> str:
+def checked_id(value: str, option: str) -> str:
+    """`value` when it is already a safe id; an operator's id is never silently rewritten."""
     from pathstream.shared.naming import safe_id
 
     try:
-        return safe_id(value)
+        cleaned = safe_id(value)
     except ValueError as exc:
         raise PathStreamError(ErrorCode.INVALID_CONFIGURATION, f"{option} {value!r}: {exc}.") from None
+    if cleaned != value:
+        raise PathStreamError(
+            ErrorCode.INVALID_CONFIGURATION,
+            f"{option} {value!r} is not a usable id: ids are letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 200 characters.",
+            hint=f"Did you mean {option} {cleaned}?",
+        )
+    return value
 
 
 def run(
@@ -99,15 +111,17 @@ def run(
     """
     from pathstream.services.embedded.report_view import render_study
 
-    study = None if study is None else _checked_id(study, "--study")
-    slide_ids = [_checked_id(s, "--slide-id") for s in slide_id] if slide_id else None
-    results = run_pipeline(get_settings(), slides, study, specimen, out, slide_ids=slide_ids, mpp=mpp)
+    study = None if study is None else checked_id(study, "--study")
+    slide_ids = [checked_id(s, "--slide-id") for s in slide_id] if slide_id else None
+    batch = run_pipeline(get_settings(), slides, study, specimen, out, slide_ids=slide_ids, mpp=mpp)
+    results = batch.studies
     if as_json:
-        print(json.dumps({"out": str(out), "studies": results}, indent=2))
+        summary = {"out": str(out), "studies": results, "fhir_reports_written": batch.reports_written}
+        print(json.dumps(summary, indent=2))
     else:
         for result in results:
             console.print(render_study(result))
-        console.print(f"FHIR reports, GeoJSON and heatmaps: {out}")
+        console.print(_outputs_line(len(batch.reports_written), out))
     unfinished = incomplete_slides(results)
     if unfinished:
         # Scripts and schedulers read the exit status: a run with a failed slide did not succeed.
@@ -116,6 +130,17 @@ def run(
         for line in unfinished:
             _stderr.print(f"  {line}", markup=False)
         raise typer.Exit(EXIT_USER_ERROR)
+
+
+def _outputs_line(reports: int, out: Path) -> str:
+    """What this run wrote into `out`, said truthfully (no new report version when nothing changed)."""
+    maps = "GeoJSON, heatmaps and occlusion maps"
+    if reports:
+        return f"{reports} new FHIR report version(s) in {out / 'reports'}; {maps}: {out}"
+    return (
+        f"No new FHIR report version: these results were already reported by an earlier run (its "
+        f"reports are in that run's --out). {maps}: {out}"
+    )
 
 
 def incomplete_slides(results: list[dict[str, Any]]) -> list[str]:

@@ -131,7 +131,7 @@ def run_demo(
     settings = demo_settings(settings, out)
     results = run_slides(
         settings, [s.path for s in written], None, Specimen.LYMPH_NODE, out / "results", progress
-    )
+    ).studies
     truth = truth_by_ln(settings, written)
     marrow_results: list[dict[str, Any]] = []
     if smears:
@@ -139,5 +139,5 @@ def run_demo(
         truth["marrow"] = {slide_id_for(s.path): s.label.value for s in smear_files}
         marrow_results = run_slides(
             settings, [s.path for s in smear_files], None, Specimen.BONE_MARROW, out / "results", progress
-        )
+        ).studies
     return DemoRun(results, marrow_results, truth)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,20 @@ from pathstream.services.embedded.assembly import assemble_pipeline
 from pathstream.services.embedded.pipeline import Progress, plan_slides
 from pathstream.services.embedded.run_lock import exclusive_run
 from pathstream.services.reporter.study_view import study_result
+from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Specimen
 from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.storage_faults import storage_fault
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """What one embedded run found and wrote."""
+
+    studies: list[dict[str, Any]]
+    """Each study's result, in the order its slides were given."""
+    reports_written: list[str]
+    """FHIR report files (OUT/reports/<study>/report-vNNN.json) this run published."""
 
 
 def run_slides(
@@ -25,22 +38,24 @@ def run_slides(
     slide_ids: Sequence[str] | None = None,
     mpp: float | None = None,
     waiting: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
+) -> BatchRun:
     """Run the slide files `slides` (all of `specimen`, study `study` or each name's prefix) through
     the embedded pipeline with the configured models, outputs under `out`; return each study's
     result (`services.reporter.study_view.study_result`) with every slide's `marrow_json` or
-    `geojson` path added. `slide_ids` (one per slide) replace the ids from file names; `mpp` (um/px)
-    is announced for slides without usable mpp metadata. One run at a time per database
+    `geojson` path added (None when this run wrote none, e.g. for a failed slide), and the FHIR
+    report files this run wrote (none when nothing changed since an earlier run).
+    `slide_ids` (one per slide) replace the ids from file names; `mpp` (um/px) is announced for
+    slides without usable mpp metadata. One run at a time per database
     (`services.embedded.run_lock`): `waiting(message)` is called when this one has to wait.
-    Raises `PathStreamError` for a missing slide, clashing slide ids or a model that cannot be
-    loaded."""
+    Raises `PathStreamError` for a missing slide, clashing slide ids, an unusable `out` or a model
+    that cannot be loaded."""
     planned = plan_slides(slides, study, slide_ids, mpp)
     if "allowed_roots" not in settings.model_fields_set:
         # No roots configured: slides named on the command line are the operator's explicit choice,
         # so their (resolved) folders are allowed. Configured roots apply as in every entry point.
         roots = list(dict.fromkeys([*settings.allowed_roots, *(str(s.path.parent) for s in planned)]))
         settings = settings.model_copy(update={"allowed_roots": roots})
-    out.mkdir(parents=True, exist_ok=True)
+    _make_out(out)
     with exclusive_run(settings.database_url, waiting or (lambda message: None)):
         pipeline = assemble_pipeline(settings, out, specimen, progress)
         try:
@@ -51,8 +66,29 @@ def run_slides(
             pipeline.close()
     for result in results:
         for slide in result["slides"]:
-            if slide["marrow"] is not None:
-                slide["marrow_json"] = str(out / slide["slide_id"] / "marrow.json")
-            else:
-                slide["geojson"] = str(out / slide["slide_id"] / "lymph_nodes.geojson")
-    return results
+            # Only files this run wrote: a failed slide has none, and a path to nothing misleads.
+            name = "marrow.json" if specimen == Specimen.BONE_MARROW else "lymph_nodes.geojson"
+            key = "marrow_json" if specimen == Specimen.BONE_MARROW else "geojson"
+            path = out / slide["slide_id"] / name
+            slide[key] = str(path) if path.is_file() else None
+    return BatchRun(results, [str(pipeline.report_path(r)) for r in pipeline.published])
+
+
+def _make_out(out: Path) -> None:
+    """Create the output folder `out`; raises `PathStreamError` when it cannot be one."""
+    if out.exists() and not out.is_dir():
+        raise PathStreamError(
+            ErrorCode.INVALID_CONFIGURATION,
+            f"--out {out} is a file, not a folder.",
+            hint="Give --out a folder (it is created when missing); reports, GeoJSON and maps go there.",
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise PathStreamError(
+            ErrorCode.INVALID_CONFIGURATION,
+            f"--out {out} cannot be a folder: part of its path is a file.",
+            hint="Give --out a folder path whose parents are folders.",
+        ) from None
+    except OSError as exc:
+        raise storage_fault(exc, f"--out {out}") or exc from None

@@ -36,6 +36,7 @@ from pathstream.shared.logs import get_logger
 from pathstream.shared.naming import slide_id_for, study_id_from_name
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.fingerprint import slide_sha256
+from pathstream.shared.tilestore.slide_source import check_operator_mpp, missing_slide
 
 log = get_logger(__name__)
 
@@ -65,22 +66,19 @@ def plan_slides(
     """Ids for the slide files: slide id `slide_ids[i]` when given (one per path, in order), else
     from the file name; study id `study_id` when given, else the name's prefix before the first `_`
     (as `pathstream watch` does); `mpp` (um/px) announced for every slide. Raises
-    `PathStreamError(SLIDE_NOT_FOUND / INVALID_CONFIGURATION)` for a missing file, a slide-id count
-    that does not match or a repeated id."""
+    `PathStreamError(SLIDE_NOT_FOUND / INVALID_CONFIGURATION / MPP_ABSURD)` for a missing file, a
+    slide-id count that does not match, a repeated id or an implausible `mpp`."""
     if slide_ids is not None and len(slide_ids) != len(paths):
         raise PathStreamError(
             ErrorCode.INVALID_CONFIGURATION,
             f"{len(slide_ids)} --slide-id value(s) for {len(paths)} slide(s).",
             hint="Give one --slide-id per slide, in the order of the slides, or none.",
         )
+    mpp = check_operator_mpp(mpp)
     planned: list[SlideInput] = []
     for number, path in enumerate(paths):
         if not path.exists():
-            raise PathStreamError(
-                ErrorCode.SLIDE_NOT_FOUND,
-                f"Slide {path} does not exist.",
-                hint="Check the path (slide files, or DICOM / MRXS folders).",
-            )
+            raise missing_slide(path)
         resolved = path.resolve()
         given = slide_ids[number] if slide_ids is not None else None
         slide_id, study = _ids_from_name(resolved, given, study_id)
@@ -168,6 +166,9 @@ class EmbeddedPipeline:
         self.sessions = reporter.sessions
         self.progress = progress or (lambda what, done, total: None)
         self.published: list[ReportReady] = []
+        for handler in (detector, marrow):
+            if handler is not None:
+                handler.ingest_progress = lambda done, total: self.progress("ingest (tile rows)", done, total)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -227,9 +228,13 @@ class EmbeddedPipeline:
                 self._report(result)
         self.progress("lymph nodes", len(nodes), len(nodes))
 
+    def report_path(self, report: ReportReady) -> Path:
+        """Where the FHIR document of `report` is written: OUT/reports/<study>/report-vNNN.json."""
+        return self.out / "reports" / report.study_id / f"report-v{report.report_version:03d}.json"
+
     def _report(self, event: Event) -> None:
         for report in self.reporter.handle(event):
-            path = self.out / "reports" / report.study_id / f"report-v{report.report_version:03d}.json"
+            path = self.report_path(report)
             write_bytes_atomically(path, json.dumps(report.fhir_report, indent=2).encode())
             self.reporter.published(report)
             self.published.append(report)

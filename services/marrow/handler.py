@@ -37,6 +37,7 @@ from pathstream.shared.logs import get_logger
 from pathstream.shared.retry import is_outage, retry_retriable
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.tilestore.context import tiledb_context
+from pathstream.shared.tilestore.ingest import Progress as IngestProgress
 from pathstream.shared.tilestore.layout import DETECTOR_1_25X, MARROW_ROI
 from pathstream.shared.tilestore.reader import StoreArray, TileStore
 from pathstream.shared.tilestore.scanned import store_for_scan
@@ -69,6 +70,8 @@ class MarrowHandler:
     wait_out_outages: bool = False
     """True under a service consumer: an outage is raised to its delivery policy, which waits it out
     (`pathstream.shared.bus.delivery`), instead of being retried here and reported as a failure."""
+    ingest_progress: IngestProgress | None = None
+    """Called with (tile rows done, in total) while a slide is ingested (the embedded run's bar)."""
 
     def __init__(self, settings: PathStreamSettings, classifier: MarrowClassifier) -> None:
         self.settings = settings
@@ -90,7 +93,7 @@ class MarrowHandler:
         try:
             store = retry_retriable(
                 self.settings,
-                lambda: store_for_scan(event, self.settings, self._ctx),
+                lambda: store_for_scan(event, self.settings, self._ctx, self.ingest_progress),
                 outages=not self.wait_out_outages,
             )
             stage = FailureStage.CLASSIFY

@@ -27,6 +27,7 @@ from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import SlideScanned, Specimen
 from pathstream.shared.events.base import utc_now
 from pathstream.shared.settings import PathStreamSettings
+from pathstream.shared.tilestore.slide_source import check_operator_mpp
 
 _NAMESPACE = uuid.UUID("5d0c7a52-3f1e-4b8e-9a61-2e4f7c9b1d08")
 
@@ -75,8 +76,9 @@ def request_reprocess(
     """Record a reprocess of `slide_id` and return the `SlideScanned` to publish.
 
     Raises `PathStreamError` for an unknown slide, a slide that has not failed (without `force`), an
-    empty reason, or a slide file outside `PATHSTREAM_ALLOWED_ROOTS`.
+    empty reason, an implausible `mpp` or a slide file outside `PATHSTREAM_ALLOWED_ROOTS`.
     """
+    mpp = check_operator_mpp(mpp)
     if not reason.strip():
         raise PathStreamError(
             ErrorCode.INVALID_AMENDMENT,

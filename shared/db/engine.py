@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.settings import mask_database_url, normalise_database_url
+from pathstream.shared.storage_faults import storage_fault
 
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
 
@@ -64,7 +65,11 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def database_unavailable(url: str, exc: DBAPIError) -> PathStreamError:
-    """Wrap a connection failure into a retriable error that names the (masked) database."""
+    """Wrap a connection failure into a retriable error that names the (masked) database; a full
+    disk or a refused permission (SQLite) is named as such (`storage_fault`)."""
+    fault = storage_fault(exc, f"the database {mask_database_url(url)}")
+    if fault is not None:
+        return fault
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
     return PathStreamError(
         ErrorCode.DATABASE_UNAVAILABLE,

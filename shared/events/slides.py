@@ -9,6 +9,7 @@ from pydantic import Field
 
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events.base import Event, Identifier, ModelVersion, Sha256, Specimen, Uri
+from pathstream.shared.storage_faults import storage_fault
 from pathstream.shared.topics import Topic
 
 
@@ -76,7 +77,9 @@ class SlideFailed(Event):
         cls, slide_id: str, study_id: str, stage: FailureStage, exc: BaseException, ln_id: str | None = None
     ) -> SlideFailed:
         """The failure event for `exc`: a `PathStreamError` keeps its code, message, hint and
-        retriability; anything else is an INTERNAL error, retriable (it may be a passing fault)."""
+        retriability; a storage fault (full disk, permission) gets its code (`storage_fault`);
+        anything else is an INTERNAL error, retriable (it may be a passing fault)."""
+        exc = exc if isinstance(exc, PathStreamError) else storage_fault(exc) or exc
         if isinstance(exc, PathStreamError):
             code, message, retriable = exc.code, str(exc), exc.retriable
         else:

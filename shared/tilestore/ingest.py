@@ -125,6 +125,16 @@ def plan_array(source: SlideSource, resolution: WorkingResolution) -> ArrayPlan:
         mpp_x, mpp_y = source.mpp_x, source.mpp_y
     else:
         if coarsest > resolution.mpp * MAX_UPSAMPLING:
+            if source.finest_level_is_derived:
+                raise PathStreamError(
+                    ErrorCode.SCAN_TOO_COARSE,
+                    f"DICOM slide {source.path.parent} has no full-resolution image: its finest "
+                    f"instance is a resampled (DERIVED) level at {coarsest:g} um/px, too coarse for the "
+                    f"{resolution.name} array ({resolution.mpp:g} um/px). The folder is probably "
+                    "missing its level-0 instance.",
+                    hint="Copy the whole DICOM series (every .dcm of the slide) from the scanner or "
+                    "PACS; if the slide really was scanned this coarsely, rescan at 20x or 40x.",
+                )
             raise PathStreamError(
                 ErrorCode.SCAN_TOO_COARSE,
                 f"Slide {source.path} was scanned at {coarsest:g} um/px, too coarse for the "

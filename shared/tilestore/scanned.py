@@ -16,7 +16,7 @@ from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import SlideScanned
 from pathstream.shared.logs import get_logger
 from pathstream.shared.settings import PathStreamSettings
-from pathstream.shared.tilestore.ingest import ingest_slide
+from pathstream.shared.tilestore.ingest import Progress, ingest_slide
 from pathstream.shared.tilestore.layout import TileFormat
 from pathstream.shared.tilestore.limits import SlideLimits
 from pathstream.shared.tilestore.quality import check_store_quality
@@ -25,7 +25,9 @@ from pathstream.shared.tilestore.reader import TileStore
 log = get_logger(__name__)
 
 
-def store_for_scan(event: SlideScanned, settings: PathStreamSettings, ctx: tiledb.Ctx) -> TileStore:
+def store_for_scan(
+    event: SlideScanned, settings: PathStreamSettings, ctx: tiledb.Ctx, progress: Progress | None = None
+) -> TileStore:
     """Ingest (or reuse) the store of `event`'s slide at the arrays its specimen needs, pass it
     through the slide-quality gate (`PATHSTREAM_SLIDE_QC`, `shared.tilestore.quality`); open it.
 
@@ -50,6 +52,7 @@ def store_for_scan(event: SlideScanned, settings: PathStreamSettings, ctx: tiled
         ctx=ctx,
         fmt=TileFormat.from_settings(settings),
         limits=SlideLimits.from_settings(settings),
+        progress=progress,
     )
     store = TileStore.open(result.store_uri, ctx=ctx)
     if settings.slide_qc:

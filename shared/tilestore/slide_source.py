@@ -7,6 +7,7 @@ whose message and hint tell an operator what is wrong and what to do.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ import openslide
 import tifffile
 
 from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.storage_faults import storage_fault
 
 MPP_MIN = 0.05
 MPP_MAX = 20.0
@@ -47,14 +49,33 @@ def check_slide_file(path: Path) -> None:
     _check_file(resolve_slide_path(path))
 
 
+def missing_slide(path: Path) -> PathStreamError:
+    """The error for a slide path that does not lead to a file: a symbolic-link loop, a link to
+    nothing, or no such path (SLIDE_NOT_FOUND; retriable only in the last case: the scanner may
+    not have finished writing)."""
+    if path.is_symlink():
+        try:
+            path.stat()
+        except OSError as exc:
+            fault = storage_fault(exc, str(path))
+            if fault is not None:
+                return fault
+        return PathStreamError(
+            ErrorCode.SLIDE_NOT_FOUND,
+            f"Slide {path} is a symbolic link to {os.readlink(path)}, which does not exist.",
+            hint="Point the link at the slide file (or remove it); the slide may have been moved.",
+        )
+    return PathStreamError(
+        ErrorCode.SLIDE_NOT_FOUND,
+        f"Slide {path} does not exist.",
+        hint="Check the path; the scanner may not have finished writing it yet.",
+        retriable=True,
+    )
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
-        raise PathStreamError(
-            ErrorCode.SLIDE_NOT_FOUND,
-            f"Slide {path} does not exist.",
-            hint="Check the path; the scanner may not have finished writing it yet.",
-            retriable=True,
-        )
+        raise missing_slide(path)
     if path.stat().st_size == 0:
         raise PathStreamError(
             ErrorCode.SLIDE_EMPTY,
@@ -80,6 +101,21 @@ def _check_mpp(value: float, axis: str, origin: str, path: Path) -> float:
     return value
 
 
+def check_operator_mpp(mpp: float | None) -> float | None:
+    """`mpp` (um/px, given with --mpp) when it is plausible, None when not given. Raises
+    `PathStreamError(MPP_ABSURD)` before anything is announced or written."""
+    if mpp is None:
+        return None
+    if not math.isfinite(mpp) or not MPP_MIN <= mpp <= MPP_MAX:
+        raise PathStreamError(
+            ErrorCode.MPP_ABSURD,
+            f"--mpp {mpp:g} um/px is outside the plausible {MPP_MIN}-{MPP_MAX} um/px.",
+            hint="Give the scan's level-0 resolution in micrometres per pixel: about 0.25 for a 40x "
+            "scan, 0.5 for 20x.",
+        )
+    return mpp
+
+
 @dataclass
 class SlideSource:
     """An open slide with its checked level-0 resolution (um/px) and where that came from."""
@@ -100,6 +136,13 @@ class SlideSource:
     def vendor(self) -> str:
         """OpenSlide's format name (aperio, hamamatsu, dicom, generic-tiff, ...)."""
         return str(self.slide.properties.get(openslide.PROPERTY_NAME_VENDOR, "unknown"))
+
+    @property
+    def finest_level_is_derived(self) -> bool:
+        """True for a DICOM slide whose finest image is marked DERIVED (resampled from another), the
+        sign of a series copied without its level-0 (ORIGINAL) instance. Some converters mark every
+        level DERIVED, so this only explains a scan that is otherwise too coarse."""
+        return self.vendor == "dicom" and self.slide.properties.get("dicom.ImageType[0]") == "DERIVED"
 
     def best_level(self, downsample: float) -> int:
         """The coarsest level whose downsample does not exceed `downsample` (never loses detail)."""
@@ -174,6 +217,13 @@ def _looks_like_damaged_tiff(target: Path) -> bool:
 
 
 def _unreadable(path: Path, target: Path) -> PathStreamError:
+    if target.suffix.lower() == ".mrxs" and not target.with_suffix("").is_dir():
+        return PathStreamError(
+            ErrorCode.NOT_A_SLIDE,
+            f"MRXS slide {path} has no data folder {target.with_suffix('').name}/ beside it: the .mrxs "
+            "file is only an index, its pixels are in that folder (Slidedat.ini and Data*.dat).",
+            hint="Copy the folder of the same name together with the .mrxs file.",
+        )
     if _looks_like_damaged_tiff(target):
         return PathStreamError(
             ErrorCode.SLIDE_CORRUPT,

@@ -46,7 +46,6 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from sqlalchemy import func, select
 
 from pathstream.services.demo.cohort import DemoSlide, write_demo_study
-from pathstream.services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
 from pathstream.services.operations.dead_letters import DlqEntry, dead_letter_topics, read_dead_letters
 from pathstream.services.reporter.handler import CONSUMER as REPORTER_GROUP
 from pathstream.services.reporter.handler import REPORTER_INPUTS
@@ -62,6 +61,7 @@ from pathstream.shared.events import LymphNodeScored, ReportReady, SlideFailed
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import Topic
 from tests.integration.bus_helpers import group_lag, wait_until
+from tests.integration.cli_runs import demo_model_env
 from tests.integration.kafka_broker import PrivateKafka, free_port
 from tests.integration.private_postgres import PrivatePostgres
 from tests.integration.service_processes import Processes
@@ -91,12 +91,8 @@ def cluster_env(
         "PATHSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "PATHSTREAM_KAFKA_TOPIC_PARTITIONS": "4",
         "PATHSTREAM_DATABASE_URL": pg_url,
-        "PATHSTREAM_DATA_DIR": str(work / "cluster"),
+        **demo_model_env(work / "cluster"),
         "PATHSTREAM_ALLOWED_ROOTS": str(work),
-        "PATHSTREAM_DETECTOR_CHECKPOINT": str(DETECTOR_CHECKPOINT),
-        "PATHSTREAM_ESCNN_CHECKPOINT": str(ESCNN_CHECKPOINT),
-        "PATHSTREAM_ESCNN_BACKBONE": ESCNN_BACKBONE,
-        "PATHSTREAM_ESCNN_TILE_SIZE": "1024",
         "PATHSTREAM_REPORT_OUTBOX_POLL_S": "0.5",
         "PATHSTREAM_HANDLER_GRACEFUL_TIMEOUT_S": "10",
         "PATHSTREAM_HANDLER_OUTAGE_MAX_WAIT_S": "2",

@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy import func, select
 
 from pathstream.services.demo.cohort import write_demo_study
-from pathstream.services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
 from pathstream.shared.bus.admin import ensure_topics
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.bus.startup import start_with_retry
@@ -35,6 +34,7 @@ from pathstream.shared.events import LymphNodeScored, ReportReady
 from pathstream.shared.settings import PathStreamSettings
 from pathstream.shared.topics import Topic
 from tests.integration.bus_helpers import wait_until
+from tests.integration.cli_runs import demo_model_env
 from tests.integration.fault_drills import cluster_env
 from tests.integration.kafka_broker import PrivateKafka
 from tests.integration.service_processes import Processes
@@ -55,11 +55,7 @@ def processes(bus_settings: PathStreamSettings, pg_url: str, tmp_path: Path) -> 
 def _embedded(slides: list[Path], tmp_path: Path) -> dict[str, Any]:
     env = {
         **os.environ,
-        "PATHSTREAM_DATA_DIR": str(tmp_path / "embedded"),
-        "PATHSTREAM_DETECTOR_CHECKPOINT": str(DETECTOR_CHECKPOINT),
-        "PATHSTREAM_ESCNN_CHECKPOINT": str(ESCNN_CHECKPOINT),
-        "PATHSTREAM_ESCNN_BACKBONE": ESCNN_BACKBONE,
-        "PATHSTREAM_ESCNN_TILE_SIZE": "1024",
+        **demo_model_env(tmp_path / "embedded"),
         "PATHSTREAM_LOG_LEVEL": "WARNING",
     }
     result = subprocess.run(

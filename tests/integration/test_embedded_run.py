@@ -14,43 +14,18 @@ import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
 from pathstream.services.demo.cohort import write_demo_study
-from pathstream.services.demo.run import (
-    DETECTOR_CHECKPOINT,
-    ESCNN_BACKBONE,
-    ESCNN_CHECKPOINT,
-    MARROW_CHECKPOINT,
-)
+from pathstream.services.demo.run import MARROW_CHECKPOINT
 from pathstream.services.reporter.staging import pn_category
 from tests.conftest import SHARED_DATA
+from tests.integration.cli_runs import demo_model_env, pathstream_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pathstream.services.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=800,
-        check=False,
-        env={**os.environ, "PATHSTREAM_LOG_LEVEL": "WARNING", **(env or {})},
-    )
-
-
-def _models(data_dir: Path) -> dict[str, str]:
-    return {
-        "PATHSTREAM_DATA_DIR": str(data_dir),
-        "PATHSTREAM_DETECTOR_CHECKPOINT": str(DETECTOR_CHECKPOINT),
-        "PATHSTREAM_ESCNN_CHECKPOINT": str(ESCNN_CHECKPOINT),
-        "PATHSTREAM_ESCNN_BACKBONE": ESCNN_BACKBONE,
-        "PATHSTREAM_ESCNN_TILE_SIZE": "1024",
-    }
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("demo")
-    result = _cli("demo", "--out", str(out), "--json")
+    result = pathstream_cli("demo", "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     parsed: dict[str, Any] = json.loads(result.stdout)
     return parsed
@@ -122,13 +97,13 @@ def test_run_matches_the_same_slides_twice_and_reports_a_broken_slide(tmp_path: 
     slides = write_demo_study(tmp_path / "slides", 1)
     broken = tmp_path / "slides" / "DEMO-0001_B1.tif"
     broken.write_bytes(b"not a tiff at all")
-    env = _models(tmp_path / "data")
+    env = demo_model_env(tmp_path / "data")
     args = ("run", str(slides[0].path), str(broken), "--out", str(tmp_path / "out"), "--json")
-    first = _cli(*args, env=env)
+    first = pathstream_cli(*args, env=env)
     assert first.returncode == 2, first.stderr[-3000:]  # a failed slide: the run did not succeed
     assert "1 of 2 slides did not complete" in first.stderr and "DEMO-0001_B1" in first.stderr
     assert "Traceback" not in first.stderr
-    again = _cli(*args, env=env)
+    again = pathstream_cli(*args, env=env)
     assert again.returncode == 2, again.stderr[-3000:]
     (study,), (repeat,) = json.loads(first.stdout)["studies"], json.loads(again.stdout)["studies"]
     assert repeat == study  # idempotent: the same slides make no new report version
@@ -138,12 +113,14 @@ def test_run_matches_the_same_slides_twice_and_reports_a_broken_slide(tmp_path: 
 
 
 def test_run_refuses_bad_input_clearly(tmp_path: Path) -> None:
-    missing = _cli("run", str(tmp_path / "nope.svs"), "--out", str(tmp_path / "out"), env=_models(tmp_path))
+    missing = pathstream_cli(
+        "run", str(tmp_path / "nope.svs"), "--out", str(tmp_path / "out"), env=demo_model_env(tmp_path)
+    )
     assert (
         missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
     )
     slide = write_demo_study(tmp_path / "slides", 1)[0].path
-    no_model = _cli(
+    no_model = pathstream_cli(
         "run",
         str(slide),
         "--out",
@@ -160,21 +137,21 @@ def test_run_takes_mpp_and_slide_ids_for_files_that_lack_them(tmp_path: Path) ->
     slide = tmp_path / "slides" / "S1_cmu.tiff"
     slide.parent.mkdir()
     slide.write_bytes(real.read_bytes())
-    env = _models(tmp_path / "data")
+    env = demo_model_env(tmp_path / "data")
     out = str(tmp_path / "out")
-    failed = _cli("run", str(slide), "--out", out, "--json", env=env)
+    failed = pathstream_cli("run", str(slide), "--out", out, "--json", env=env)
     assert failed.returncode == 2 and "MPP_ABSURD" in failed.stderr and "--mpp" in failed.stderr
     assert "Traceback" not in failed.stderr
-    fixed = _cli("run", str(slide), "--out", out, "--json", "--mpp", "0.499", env=env)
+    fixed = pathstream_cli("run", str(slide), "--out", out, "--json", "--mpp", "0.499", env=env)
     assert fixed.returncode == 0, fixed.stderr[-3000:]
     (study,) = json.loads(fixed.stdout)["studies"]
     assert study["slides"][0]["status"] == "complete" and study["slides"][0]["failure"] is None
 
     unnamed = tmp_path / "slides" / "\u6df7\u5408.tiff"  # only CJK characters: no id from the name
     unnamed.write_bytes(real.read_bytes())
-    refused = _cli("run", str(unnamed), "--out", out, "--mpp", "0.499", env=env)
+    refused = pathstream_cli("run", str(unnamed), "--out", out, "--mpp", "0.499", env=env)
     assert refused.returncode == 2 and "--slide-id" in refused.stderr and "INTERNAL" not in refused.stderr
-    named = _cli(
+    named = pathstream_cli(
         "run",
         str(unnamed),
         "--out",
@@ -191,7 +168,7 @@ def test_run_takes_mpp_and_slide_ids_for_files_that_lack_them(tmp_path: Path) ->
     assert named.returncode == 0, named.stderr[-3000:]
     (study,) = json.loads(named.stdout)["studies"]
     assert study["study_id"] == "S2" and study["slides"][0]["slide_id"] == "S2-A1"
-    miscount = _cli("run", str(slide), "--out", out, "--slide-id", "A", "--slide-id", "B", env=env)
+    miscount = pathstream_cli("run", str(slide), "--out", out, "--slide-id", "A", "--slide-id", "B", env=env)
     assert miscount.returncode == 2 and "one --slide-id per slide" in miscount.stderr
 
 
@@ -203,8 +180,8 @@ def test_run_keeps_to_configured_allowed_roots_through_symlinks(tmp_path: Path) 
     inside.mkdir()
     link = inside / outside.name
     link.symlink_to(outside)
-    env = {**_models(tmp_path / "data"), "PATHSTREAM_ALLOWED_ROOTS": f"{inside},{tmp_path / 'data'}"}
-    refused = _cli("run", str(link), "--out", str(tmp_path / "out"), env=env)
+    env = {**demo_model_env(tmp_path / "data"), "PATHSTREAM_ALLOWED_ROOTS": f"{inside},{tmp_path / 'data'}"}
+    refused = pathstream_cli("run", str(link), "--out", str(tmp_path / "out"), env=env)
     assert refused.returncode == 2 and "OUTSIDE_ALLOWED_ROOTS" in refused.stderr, refused.stderr[-3000:]
     assert "Traceback" not in refused.stderr
 
@@ -218,9 +195,9 @@ def test_a_slide_id_never_changes_meaning_between_runs(tmp_path: Path) -> None:
     for source, target in ((a1, first), (a2, second)):
         target.parent.mkdir()
         target.write_bytes(source.read_bytes())
-    env = {**_models(tmp_path / "data"), "PATHSTREAM_MARROW_CHECKPOINT": str(MARROW_CHECKPOINT)}
+    env = {**demo_model_env(tmp_path / "data"), "PATHSTREAM_MARROW_CHECKPOINT": str(MARROW_CHECKPOINT)}
     out = str(tmp_path / "out")
-    done = _cli("run", str(first), "--out", out, "--json", env=env)
+    done = pathstream_cli("run", str(first), "--out", out, "--json", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     (before,) = json.loads(done.stdout)["studies"]
 
@@ -230,17 +207,17 @@ def test_a_slide_id_never_changes_meaning_between_runs(tmp_path: Path) -> None:
         ("run", str(first), "--out", out, "--specimen", "bone_marrow"),
     ]
     for args in refusals:
-        refused = _cli(*args, env=env)
+        refused = pathstream_cli(*args, env=env)
         assert refused.returncode == 2 and "SLIDE_ID_CONFLICT" in refused.stderr, (
             args,
             refused.stderr[-2000:],
         )
         assert "--slide-id" in refused.stderr and "Traceback" not in refused.stderr
 
-    again = _cli("run", str(first), "--out", out, "--json", env=env)
+    again = pathstream_cli("run", str(first), "--out", out, "--json", env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout)["studies"] == [before], "the earlier result changed"
-    other = _cli("run", str(second), "--slide-id", "S9-0001_B1", "--out", out, "--json", env=env)
+    other = pathstream_cli("run", str(second), "--slide-id", "S9-0001_B1", "--out", out, "--json", env=env)
     assert other.returncode == 0, other.stderr[-3000:]
 
 
@@ -251,7 +228,7 @@ def test_concurrent_runs_on_one_database_both_succeed(
     """Issue 19: two `run`s at once on one database: the second waits, says so, and both end with
     the same complete report; nothing is left failed."""
     (slide,) = (s.path for s in write_demo_study(tmp_path / "slides", 1))
-    env = _models(tmp_path / "data")
+    env = demo_model_env(tmp_path / "data")
     if database == "postgresql":
         env["PATHSTREAM_DATABASE_URL"] = request.getfixturevalue("pg_url")
     full_env = {**os.environ, "PATHSTREAM_LOG_LEVEL": "WARNING", **env}

@@ -162,3 +162,28 @@ def test_a_failure_of_unfinished_work_still_counts(sessions: sessionmaker[Sessio
     with sessions() as session:
         slide = session.get(Slide, "S-009")
         assert slide is not None and (slide.status, slide.failure_code) == (SlideStatus.PENDING, None)
+
+
+def test_another_file_or_study_under_a_known_slide_id_changes_nothing(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Issue 19: two different scans both named `slide.tif` (or one slide sent under another study)
+    must not turn the first, finished slide into a failure or move it."""
+    for event in [slide_scanned(), slide_detected(ln_count=2), ln_scored(0, 0.9), ln_scored(1, 0.1)]:
+        assert apply_event(sessions, CONSUMER, event)
+    before = _inputs(sessions)
+    later = {"event_id": uuid.uuid4(), "occurred_at": T0 + timedelta(hours=1)}
+    other_file = slide_scanned().model_copy(update={**later, "sha256": "b" * 64, "uri": "/data/b/slide.tif"})
+    assert apply_event(sessions, CONSUMER, other_file)
+    other_study = slide_scanned(study_id="ST-777").model_copy(update={**later, "event_id": uuid.uuid4()})
+    assert apply_event(sessions, CONSUMER, other_study)
+    conflict = _late_failure(FailureStage.INGEST).model_copy(
+        update={"error_code": ErrorCode.STORE_CONFLICT, "message": "Store already holds a different slide."}
+    )
+    assert apply_event(sessions, CONSUMER, conflict)
+    assert _inputs(sessions) == before
+    with sessions() as session:
+        slide = session.get(Slide, "S-001")
+        assert slide is not None
+        assert (slide.sha256, slide.study_id, slide.status) == ("a" * 64, "ST-001", SlideStatus.DETECTED)
+        assert slide.failure_code is None

@@ -4,29 +4,16 @@ case call in the printed report, the FHIR document and the output folder; a reru
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
+from tests.integration.cli_runs import pathstream_cli
 from tests.integration.marrow_fixtures import small_checkpoint, write_smears
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-
-
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pathstream.services.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=500,
-        check=False,
-        env={**os.environ, "PATHSTREAM_LOG_LEVEL": "WARNING", "COLUMNS": "200", **env},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +41,7 @@ def smears(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_run_prints_and_stores_the_case_calls(smears: dict[str, Any]) -> None:
     out = smears["root"] / "out"
     args = ["run", "--specimen", "bone_marrow", "--out", str(out), *map(str, smears["paths"])]
-    result = _cli(*args, "--json", env=smears["env"])
+    result = pathstream_cli(*args, "--json", env=smears["env"])
     assert result.returncode == 0, result.stderr[-3000:]
     (study,) = json.loads(result.stdout)["studies"]
     assert study["study_id"] == "BM26-0009" and study["status"] == "preliminary"
@@ -83,12 +70,12 @@ def test_run_prints_and_stores_the_case_calls(smears: dict[str, Any]) -> None:
     assert "bone marrow BM26-0009_S1" in fhir["conclusion"]
 
     # A rerun of the same smears is a redelivery: no new report version.
-    again = _cli(*args, "--json", env=smears["env"])
+    again = pathstream_cli(*args, "--json", env=smears["env"])
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout)["studies"][0]["report_version"] == study["report_version"]
 
     # People get tables with the call spelled out.
-    table = _cli(*args, env=smears["env"])
+    table = pathstream_cli(*args, env=smears["env"])
     assert table.returncode == 0, table.stderr[-3000:]
     assert "case call" in table.stdout and "BM26-0009_S2" in table.stdout
 
@@ -96,7 +83,9 @@ def test_run_prints_and_stores_the_case_calls(smears: dict[str, Any]) -> None:
 def test_run_without_a_marrow_model_says_what_to_set(smears: dict[str, Any]) -> None:
     env = {k: v for k, v in smears["env"].items() if k != "PATHSTREAM_MARROW_CHECKPOINT"}
     out = str(smears["root"] / "o2")
-    result = _cli("run", "--specimen", "bone_marrow", "--out", out, str(smears["paths"][0]), env=env)
+    result = pathstream_cli(
+        "run", "--specimen", "bone_marrow", "--out", out, str(smears["paths"][0]), env=env
+    )
     assert result.returncode != 0
     assert "PATHSTREAM_MARROW_CHECKPOINT" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr

@@ -19,8 +19,8 @@ import pytest
 import tiledb
 
 from pathstream.services.demo.cohort import write_demo_study
-from pathstream.services.demo.run import DETECTOR_CHECKPOINT, ESCNN_BACKBONE, ESCNN_CHECKPOINT
 from pathstream.shared.tilestore.layout import MetaKey
+from tests.integration.cli_runs import demo_model_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -28,11 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 def _env(data: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "PATHSTREAM_DATA_DIR": str(data),
-        "PATHSTREAM_DETECTOR_CHECKPOINT": str(DETECTOR_CHECKPOINT),
-        "PATHSTREAM_ESCNN_CHECKPOINT": str(ESCNN_CHECKPOINT),
-        "PATHSTREAM_ESCNN_BACKBONE": ESCNN_BACKBONE,
-        "PATHSTREAM_ESCNN_TILE_SIZE": "1024",
+        **demo_model_env(data),
         "PATHSTREAM_LOG_LEVEL": "INFO",
         "PATHSTREAM_LOG_FORMAT": "json",
         "PYTHONFAULTHANDLER": "1",  # a segmentation fault would print its stacks

@@ -25,6 +25,7 @@ from pathstream.shared.db.models import (
     SlideStatus,
     Study,
 )
+from pathstream.shared.errors import ErrorCode
 from pathstream.shared.events import (
     FailureStage,
     LymphNodeScored,
@@ -111,8 +112,35 @@ def set_slide_status(session: Session, slide_id: str, status: SlideStatus, at: d
     )
 
 
+def identity_clash(session: Session, event: SlideScanned) -> str | None:
+    """Why `event` may not be applied to its slide id, or None: a known slide whose content
+    (sha256) or study differs is another slide, and applying it would change the earlier result."""
+    known = session.get(Slide, event.slide_id)
+    if known is None:
+        return None
+    if known.sha256 is not None and known.sha256 != event.sha256:
+        other = f"sha256 {known.sha256[:12]}..., {known.uri}"
+        return f"slide id {event.slide_id} already names other content ({other})"
+    if known.study_id != event.study_id:
+        return f"slide {event.slide_id} belongs to study {known.study_id}, not {event.study_id}"
+    return None
+
+
 def apply_slide_scanned(session: Session, event: SlideScanned) -> None:
-    """Record a scanned slide's identity: specimen, location, checksum."""
+    """Record a scanned slide's identity: specimen, location, checksum. A scan that clashes with a
+    known slide's identity (`identity_clash`) changes nothing and is logged as refused."""
+    clash = identity_clash(session, event)
+    if clash is not None:
+        log.warning(
+            "scan_refused",
+            slide_id=event.slide_id,
+            study_id=event.study_id,
+            uri=event.uri,
+            error_code=ErrorCode.SLIDE_ID_CONFLICT.value,
+            reason=f"{clash}; the earlier result is kept. Give the new scan its own slide id.",
+            event_id=str(event.event_id),
+        )
+        return
     ensure_slide(session, event.slide_id, event.study_id)
     session.execute(
         update(Slide)
@@ -149,6 +177,7 @@ def apply_slide_detected(session: Session, event: SlideDetected) -> None:
 
 
 _BEFORE_SCORING = frozenset({FailureStage.SCAN, FailureStage.INGEST, FailureStage.DETECT})
+_IDENTITY_CODES = frozenset({ErrorCode.STORE_CONFLICT, ErrorCode.SLIDE_ID_CONFLICT})
 
 
 def failure_is_stale(session: Session, event: SlideFailed) -> bool:
@@ -157,12 +186,15 @@ def failure_is_stale(session: Session, event: SlideFailed) -> bool:
     A scoring failure for an LN that has a score, a scan/ingest/detection failure of a slide whose
     detection is recorded, a classification failure of a smear already classified: such events
     come from a stale or duplicated message (a copied `ln.detected` with a bad store, a replay) and
-    must not turn a good result into a failure. A deliberate reprocess announces the slide again
-    first (status back to pending), so its failures count.
+    must not turn a good result into a failure. Nor does a STORE_CONFLICT: it says another file
+    was announced under this slide's id, which `apply_slide_scanned` refused. A deliberate
+    reprocess announces the slide again first (status back to pending), so its failures count.
     """
     slide = session.get(Slide, event.slide_id)
     if slide is None:
         return False
+    if event.error_code in _IDENTITY_CODES and slide.sha256 is not None:
+        return True  # another file under this id was refused; the slide's own result stands
     if event.ln_id is not None:
         node = session.get(LymphNode, event.ln_id)
         return node is not None and node.scored_at is not None
