@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.settings import PathStreamSettings
 
 OBJECT_STORE_SCHEMES = frozenset({"s3", "gcs", "azure"})
 
@@ -105,3 +106,13 @@ def local_root_of(location: str, allowed_roots: Sequence[str]) -> Path | None:
             if Path(location).is_relative_to(resolved_root):
                 return resolved_root
     return None
+
+
+def roots_for_named_slides(settings: PathStreamSettings, slides: Sequence[Path]) -> list[str]:
+    """The allowed roots for a command that names its slides (`run`, `ingest`): the configured
+    `PATHSTREAM_ALLOWED_ROOTS` when set (they apply to every entry point, symlinks resolved); when
+    not set, the default roots plus the resolved folders of `slides`, which the operator chose."""
+    if "allowed_roots" in settings.model_fields_set:
+        return list(settings.allowed_roots)
+    folders = [str(slide.resolve().parent) for slide in slides]
+    return list(dict.fromkeys([*settings.allowed_roots, *folders]))

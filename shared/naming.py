@@ -20,6 +20,23 @@ def safe_id(text: str) -> str:
     return cleaned
 
 
+def exact_id(text: str) -> str:
+    """`text` when it already is a safe id (`safe_id` leaves it unchanged): ids an operator types are
+    used as given or refused, never silently rewritten. Raises ValueError saying why, with the
+    nearest safe id when there is one."""
+    try:
+        cleaned = safe_id(text)
+    except ValueError:
+        cleaned = ""
+    if cleaned != text:
+        suggestion = f"; did you mean {cleaned!r}?" if cleaned else ""
+        raise ValueError(
+            f"{text!r} is not a usable id: ids are letters, digits, '.', '_' and '-', starting with a "
+            f"letter or digit, at most {MAX_ID} characters{suggestion}"
+        )
+    return text
+
+
 def slide_id_for(path: Path) -> str:
     """The default slide id of a slide file or DICOM folder: its name without the extension."""
     name = path.name if path.is_dir() else path.stem

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from pathstream.services.cli.progress import progress_bar
 from pathstream.services.cli.run import checked_id
+from pathstream.shared.allowed_roots import roots_for_named_slides
 from pathstream.shared.events import Specimen
 from pathstream.shared.naming import slide_id_for
 from pathstream.shared.settings import get_settings
@@ -50,7 +51,7 @@ def ingest(
             slide_id,
             specimen,
             mpp=mpp,
-            allowed_roots=settings.allowed_roots,
+            allowed_roots=roots_for_named_slides(settings, [slide]),
             ctx=tiledb_context(settings),
             fmt=TileFormat.from_settings(settings),
             limits=SlideLimits.from_settings(settings),

@@ -46,11 +46,14 @@ def run_pipeline(
     *,
     slide_ids: list[str] | None = None,
     mpp: float | None = None,
+    manifest: Path | None = None,
 ) -> BatchRun:
     """Run `slides` through the embedded pipeline with the configured models, showing progress;
     return what the run found and wrote (`pathstream.services.embedded.batch.run_slides`)."""
     from pathstream.services.embedded.batch import run_slides
+    from pathstream.services.embedded.manifest import read_manifest
 
+    requests = read_manifest(manifest) if manifest is not None else None
     with _progress_bar() as progress:
         return run_slides(
             settings,
@@ -62,29 +65,24 @@ def run_pipeline(
             slide_ids=slide_ids,
             mpp=mpp,
             waiting=lambda message: _stderr.print(message, markup=False),
+            requests=requests,
         )
 
 
 def checked_id(value: str, option: str) -> str:
     """`value` when it is already a safe id; an operator's id is never silently rewritten."""
-    from pathstream.shared.naming import safe_id
+    from pathstream.shared.naming import exact_id
 
     try:
-        cleaned = safe_id(value)
+        return exact_id(value)
     except ValueError as exc:
-        raise PathStreamError(ErrorCode.INVALID_CONFIGURATION, f"{option} {value!r}: {exc}.") from None
-    if cleaned != value:
-        raise PathStreamError(
-            ErrorCode.INVALID_CONFIGURATION,
-            f"{option} {value!r} is not a usable id: ids are letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit, at most 200 characters.",
-            hint=f"Did you mean {option} {cleaned}?",
-        )
-    return value
+        raise PathStreamError(ErrorCode.INVALID_CONFIGURATION, f"{option}: {exc}.") from None
 
 
 def run(
-    slides: list[Path] = typer.Argument(..., help="Slide files (or DICOM / MRXS folders)."),
+    slides: list[Path] = typer.Argument(
+        None, help="Slide files (or DICOM / MRXS folders); or give them with --manifest."
+    ),
     specimen: Specimen = typer.Option(Specimen.LYMPH_NODE, "--specimen", help="What the slides hold."),
     study: str | None = typer.Option(
         None, "--study", help="Study id for all slides (default: the file name before the first '_')."
@@ -100,6 +98,12 @@ def run(
     mpp: float | None = typer.Option(
         None, "--mpp", help="Level-0 um/px for slides whose files do not record a usable one."
     ),
+    manifest: Path | None = typer.Option(
+        None,
+        "--manifest",
+        help="CSV with one row per slide: path, and optionally slide_id, study_id, mpp (instead of "
+        "SLIDE..., --slide-id, --study and --mpp).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Process slides end to end on this machine (SQLite, local tile stores, no servers) and print
@@ -111,9 +115,24 @@ def run(
     """
     from pathstream.services.embedded.report_view import render_study
 
+    if manifest is not None and (slides or slide_id or study is not None or mpp is not None):
+        raise PathStreamError(
+            ErrorCode.INVALID_CONFIGURATION,
+            "--manifest lists every slide with its ids and mpp; SLIDE..., --slide-id, --study and --mpp "
+            "cannot be given with it.",
+            hint="Put those values in the manifest's columns (path, slide_id, study_id, mpp).",
+        )
+    if manifest is None and not slides:
+        raise PathStreamError(
+            ErrorCode.INVALID_CONFIGURATION,
+            "No slides to run.",
+            hint="Name the slide files (pathstream run SLIDE... --out DIR) or give --manifest FILE.csv.",
+        )
     study = None if study is None else checked_id(study, "--study")
     slide_ids = [checked_id(s, "--slide-id") for s in slide_id] if slide_id else None
-    batch = run_pipeline(get_settings(), slides, study, specimen, out, slide_ids=slide_ids, mpp=mpp)
+    batch = run_pipeline(
+        get_settings(), slides or [], study, specimen, out, slide_ids=slide_ids, mpp=mpp, manifest=manifest
+    )
     results = batch.studies
     if as_json:
         summary = {"out": str(out), "studies": results, "fhir_reports_written": batch.reports_written}

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from pathstream.services.embedded.assembly import assemble_pipeline
-from pathstream.services.embedded.pipeline import Progress, plan_slides
+from pathstream.services.embedded.pipeline import Progress, SlideRequest, plan_requests, plan_slides
 from pathstream.services.embedded.run_lock import exclusive_run
 from pathstream.services.reporter.study_view import study_result
+from pathstream.shared.allowed_roots import roots_for_named_slides
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Specimen
 from pathstream.shared.settings import PathStreamSettings
@@ -38,6 +39,7 @@ def run_slides(
     slide_ids: Sequence[str] | None = None,
     mpp: float | None = None,
     waiting: Callable[[str], None] | None = None,
+    requests: Sequence[SlideRequest] | None = None,
 ) -> BatchRun:
     """Run the slide files `slides` (all of `specimen`, study `study` or each name's prefix) through
     the embedded pipeline with the configured models, outputs under `out`; return each study's
@@ -45,16 +47,14 @@ def run_slides(
     `geojson` path added (None when this run wrote none, e.g. for a failed slide), and the FHIR
     report files this run wrote (none when nothing changed since an earlier run).
     `slide_ids` (one per slide) replace the ids from file names; `mpp` (um/px) is announced for
-    slides without usable mpp metadata. One run at a time per database
+    slides without usable mpp metadata. `requests` (e.g. from a manifest) give each slide's own file,
+    ids and mpp instead of `slides`, `study`, `slide_ids` and `mpp`. One run at a time per database
     (`services.embedded.run_lock`): `waiting(message)` is called when this one has to wait.
     Raises `PathStreamError` for a missing slide, clashing slide ids, an unusable `out` or a model
     that cannot be loaded."""
-    planned = plan_slides(slides, study, slide_ids, mpp)
-    if "allowed_roots" not in settings.model_fields_set:
-        # No roots configured: slides named on the command line are the operator's explicit choice,
-        # so their (resolved) folders are allowed. Configured roots apply as in every entry point.
-        roots = list(dict.fromkeys([*settings.allowed_roots, *(str(s.path.parent) for s in planned)]))
-        settings = settings.model_copy(update={"allowed_roots": roots})
+    planned = plan_requests(requests) if requests is not None else plan_slides(slides, study, slide_ids, mpp)
+    roots = roots_for_named_slides(settings, [s.path for s in planned])
+    settings = settings.model_copy(update={"allowed_roots": roots})
     _make_out(out)
     with exclusive_run(settings.database_url, waiting or (lambda message: None)):
         pipeline = assemble_pipeline(settings, out, specimen, progress)

@@ -57,6 +57,16 @@ class SlideInput:
     """SHA-256 of the slide's content (its identity with the slide id)."""
 
 
+@dataclass(frozen=True)
+class SlideRequest:
+    """One slide as the operator asked for it: its file, and the ids and mpp given (None: derive)."""
+
+    path: Path
+    slide_id: str | None = None
+    study_id: str | None = None
+    mpp: float | None = None
+
+
 def plan_slides(
     paths: list[Path],
     study_id: str | None,
@@ -66,22 +76,33 @@ def plan_slides(
     """Ids for the slide files: slide id `slide_ids[i]` when given (one per path, in order), else
     from the file name; study id `study_id` when given, else the name's prefix before the first `_`
     (as `pathstream watch` does); `mpp` (um/px) announced for every slide. Raises
-    `PathStreamError(SLIDE_NOT_FOUND / INVALID_CONFIGURATION / MPP_ABSURD)` for a missing file, a
-    slide-id count that does not match, a repeated id or an implausible `mpp`."""
+    `PathStreamError(INVALID_CONFIGURATION)` for a slide-id count that does not match, else as
+    `plan_requests`."""
     if slide_ids is not None and len(slide_ids) != len(paths):
         raise PathStreamError(
             ErrorCode.INVALID_CONFIGURATION,
             f"{len(slide_ids)} --slide-id value(s) for {len(paths)} slide(s).",
             hint="Give one --slide-id per slide, in the order of the slides, or none.",
         )
-    mpp = check_operator_mpp(mpp)
+    return plan_requests(
+        [
+            SlideRequest(path, slide_ids[number] if slide_ids is not None else None, study_id, mpp)
+            for number, path in enumerate(paths)
+        ]
+    )
+
+
+def plan_requests(requests: Sequence[SlideRequest]) -> list[SlideInput]:
+    """The slides to run for `requests`, each with its ids (given, or from its file name), mpp and
+    content checksum. Raises `PathStreamError(SLIDE_NOT_FOUND / INVALID_CONFIGURATION /
+    MPP_ABSURD)` for a missing file, an id that cannot be made, a repeated id or an implausible mpp."""
     planned: list[SlideInput] = []
-    for number, path in enumerate(paths):
-        if not path.exists():
-            raise missing_slide(path)
-        resolved = path.resolve()
-        given = slide_ids[number] if slide_ids is not None else None
-        slide_id, study = _ids_from_name(resolved, given, study_id)
+    for request in requests:
+        mpp = check_operator_mpp(request.mpp)
+        if not request.path.exists():
+            raise missing_slide(request.path)
+        resolved = request.path.resolve()
+        slide_id, study = _ids_from_name(resolved, request.slide_id, request.study_id)
         planned.append(SlideInput(resolved, slide_id, study, mpp, slide_sha256(resolved)))
     seen: dict[str, Path] = {}
     for slide in planned:

@@ -84,19 +84,15 @@ def _check_file(path: Path) -> None:
         )
 
 
-def _check_mpp(value: float, axis: str, origin: str, path: Path) -> float:
+def _check_mpp(value: float, axis: str, path: Path) -> float:
+    """A resolution the slide's metadata states, when plausible; else `MPP_ABSURD`."""
     if not math.isfinite(value) or not MPP_MIN <= value <= MPP_MAX:
-        hint = (
-            "If you know the scan's true level-0 resolution, pass it with --mpp (um/px); for a slide "
-            "the services already failed: pathstream reprocess SLIDE_ID --mpp VALUE."
-            if origin == "metadata"
-            else f"Pass a resolution between {MPP_MIN} and {MPP_MAX} um/px."
-        )
         raise PathStreamError(
             ErrorCode.MPP_ABSURD,
-            f"Slide {path} has {origin} mpp-{axis} = {value:g} um/px, outside the plausible "
+            f"Slide {path} has metadata mpp-{axis} = {value:g} um/px, outside the plausible "
             f"{MPP_MIN}-{MPP_MAX} um/px (a wrong resolution tag?).",
-            hint=hint,
+            hint="If you know the scan's true level-0 resolution, pass it with --mpp (um/px); for a slide "
+            "the services already failed: pathstream reprocess SLIDE_ID --mpp VALUE.",
         )
     return value
 
@@ -104,8 +100,10 @@ def _check_mpp(value: float, axis: str, origin: str, path: Path) -> float:
 def check_operator_mpp(mpp: float | None) -> float | None:
     """`mpp` (um/px, given with --mpp) when it is plausible, None when not given. Raises
     `PathStreamError(MPP_ABSURD)` before anything is announced or written."""
-    if mpp is None:
-        return None
+    return None if mpp is None else _plausible_operator_mpp(mpp)
+
+
+def _plausible_operator_mpp(mpp: float) -> float:
     if not math.isfinite(mpp) or not MPP_MIN <= mpp <= MPP_MAX:
         raise PathStreamError(
             ErrorCode.MPP_ABSURD,
@@ -259,7 +257,7 @@ def open_slide(path: Path, mpp: float | None = None) -> SlideSource:
 
     try:
         if mpp is not None:
-            mpp_x = mpp_y = _check_mpp(float(mpp), "x", "operator", path)
+            mpp_x = mpp_y = _plausible_operator_mpp(float(mpp))
             source: MppSource = "operator"
         else:
             raw_x = slide.properties.get(openslide.PROPERTY_NAME_MPP_X)
@@ -272,8 +270,8 @@ def open_slide(path: Path, mpp: float | None = None) -> SlideSource:
                     "or --mpp 0.5 for 20x (ask the scanner's settings, not the objective label); for a "
                     "slide the services already failed: pathstream reprocess SLIDE_ID --mpp 0.25.",
                 )
-            mpp_x = _check_mpp(float(raw_x), "x", "metadata", path)
-            mpp_y = _check_mpp(float(raw_y), "y", "metadata", path)
+            mpp_x = _check_mpp(float(raw_x), "x", path)
+            mpp_y = _check_mpp(float(raw_y), "y", path)
             source = "metadata"
     except Exception:
         slide.close()

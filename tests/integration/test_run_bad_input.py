@@ -81,6 +81,11 @@ def _copy(source: Path, folder: Path, name: str) -> list[str]:
     return [str(target)]
 
 
+def _text(folder: Path, name: str, content: str) -> Path:
+    (folder / name).write_text(content)
+    return folder / name
+
+
 def _bytes(folder: Path, name: str, data: bytes) -> list[str]:
     (folder / name).write_bytes(data)
     return [str(folder / name)]
@@ -239,6 +244,21 @@ CASES = [
         env={"PATHSTREAM_ALLOWED_ROOTS": "{scratch}/inbox"},
     ),
     BadInput(
+        "manifest_without_path_column",
+        lambda w, f: ["--manifest", str(_text(f, "m.csv", "slide_id,study_id\nA,B\n"))],
+        ErrorCode.INVALID_CONFIGURATION,
+    ),
+    BadInput(
+        "manifest_with_a_bad_mpp",
+        lambda w, f: ["--manifest", str(_text(f, "m.csv", f"path,mpp\n{SVS},fast\n"))],
+        ErrorCode.INVALID_CONFIGURATION,
+    ),
+    BadInput(
+        "manifest_and_slides_together",
+        lambda w, f: ["--manifest", str(_text(f, "m.csv", f"path\n{SVS}\n")), str(SVS)],
+        ErrorCode.INVALID_CONFIGURATION,
+    ),
+    BadInput(
         "disk_full_during_ingest",
         lambda w, f: _copy(SVS, f, "S-full.svs"),
         ErrorCode.DISK_FULL,
@@ -317,6 +337,11 @@ def test_bad_input_fails_clearly_and_leaves_nothing_half_written(
     assert "Traceback" not in output and "PathStream bug" not in output, output[-3000:]
     assert not _half_written(workspace, folder), _half_written(workspace, folder)
     assert _study(workspace) == before, "an earlier result changed"
+    if result.stdout.strip():  # the slide ran and failed: its report names only files that exist
+        for study in json.loads(result.stdout)["studies"]:
+            for slide in study["slides"]:
+                for key in ("geojson", "marrow_json"):
+                    assert slide.get(key) is None or Path(slide[key]).is_file(), (key, slide)
 
 
 def _studies(workspace: Workspace) -> dict[str, Any]:
@@ -334,9 +359,25 @@ def _study(workspace: Workspace) -> Any:
     return _studies(workspace)["DEMO-0001"]
 
 
-def test_after_all_of_them_a_good_slide_still_runs(workspace: Workspace) -> None:
-    result = _run(workspace, [str(workspace.second_good)], workspace.root / "out-second")
+def test_a_store_made_by_ingest_serves_run_without_mpp(workspace: Workspace) -> None:
+    """A file without mpp, ingested with the operator's --mpp, runs later without it (issue 19)."""
+    folder = workspace.scratch("ingested")
+    (slide,) = _copy(WSI / "tcga-cr-7395-01a-01-ts1.svs", folder, "T-1_tcga.svs")
+    ingested = pathstream_cli("ingest", slide, "--mpp", "0.25", "--json", env=workspace.env)
+    assert ingested.returncode == 0, ingested.stderr[-3000:]
+    result = _run(workspace, [slide], folder / "out")
     assert result.returncode == 0, result.stderr[-3000:]
     (study,) = json.loads(result.stdout)["studies"]
-    assert {s["status"] for s in study["slides"]} == {"complete"} and len(study["slides"]) == 2
+    assert [s["status"] for s in study["slides"]] == ["complete"]
+
+
+def test_after_all_of_them_a_good_slide_still_runs_from_a_manifest(workspace: Workspace) -> None:
+    manifest = workspace.root / "manifest.csv"
+    manifest.write_text(f"path,slide_id,study_id,mpp\n{workspace.second_good},A2-manifest,DEMO-0001,\n")
+    result = _run(workspace, ["--manifest", str(manifest)], workspace.root / "out-second")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (study,) = json.loads(result.stdout)["studies"]
+    by_id = {s["slide_id"]: s["status"] for s in study["slides"]}
+    assert by_id == {workspace.first_good.stem: "complete", "A2-manifest": "complete"}
+    assert json.loads(result.stdout)["fhir_reports_written"], "new results make new report versions"
     assert not _half_written(workspace)
