@@ -90,3 +90,13 @@ def test_synthetic_lymph_node_slides_and_smears_pass(tmp_path: Path) -> None:
     assert len(smears) == 3
     for smear in smears:
         _gate(tmp_path, smear, Specimen.BONE_MARROW)
+
+
+def test_a_scan_reports_ingest_progress_in_tile_rows(tmp_path: Path) -> None:
+    """The embedded run's progress bar moves during a long ingest (issue 19: it sat at "slides 0/1")."""
+    config = PathStreamSettings(data_dir=tmp_path / "data", allowed_roots=[str(SHARED_DATA)])
+    seen: list[tuple[int, int]] = []
+    event = slide_scanned(WSI / "CMU-1-Small-Region.svs", "s", "st", Specimen.LYMPH_NODE)
+    store_for_scan(event, config, tiledb_context(config), lambda done, total: seen.append((done, total)))
+    assert len(seen) > 3 and seen[-1][0] == seen[-1][1]
+    assert [done for done, _ in seen] == list(range(1, len(seen) + 1))
