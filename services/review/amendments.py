@@ -460,9 +460,11 @@ def _ln_features(collection: Any) -> list[dict[str, Any]]:
             )
         if ours.get("ln_id") is not None and not isinstance(ours.get("ln_id"), str):
             raise bad(f"feature {index} has a malformed properties.pathstream.ln_id")
-        geometry = item.get("geometry") or {}
-        coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
-        if geometry.get("type") != "Polygon" or not isinstance(coordinates, list) or not coordinates:
+        geometry = item.get("geometry")
+        if not isinstance(geometry, dict):  # null, a list or a string is no geometry at all
+            geometry = {}
+        coordinates = geometry.get("coordinates") if geometry.get("type") == "Polygon" else None
+        if not isinstance(coordinates, list) or not coordinates:
             raise bad(f"feature {index} is a lymph node but not a Polygon")
         label = _CLASS_LABELS.get(str(class_name).lower()) if class_name else None
         if label is None and ours.get("label") in ("positive", "negative"):

@@ -338,6 +338,7 @@ def _exported_lns(api: Api) -> list[dict[str, Any]]:
             "outside",
         ),
         (lambda f: f.update(geometry={"type": "Point", "coordinates": [5, 5]}), "not a Polygon"),
+        (lambda f: f.update(geometry=[[0, 0], [9, 0], [0, 9]]), "not a Polygon"),
     ],
 )
 def test_a_malformed_qupath_import_is_refused_and_changes_nothing(
