@@ -64,11 +64,14 @@ def run_slides(
                 results = [study_result(session, study_id) for study_id in studies]
         finally:
             pipeline.close()
+    # Only files this run wrote: a failed slide has none, and a path to nothing misleads.
+    key, name = (
+        ("marrow_json", "marrow.json")
+        if specimen == Specimen.BONE_MARROW
+        else ("geojson", "lymph_nodes.geojson")
+    )
     for result in results:
         for slide in result["slides"]:
-            # Only files this run wrote: a failed slide has none, and a path to nothing misleads.
-            name = "marrow.json" if specimen == Specimen.BONE_MARROW else "lymph_nodes.geojson"
-            key = "marrow_json" if specimen == Specimen.BONE_MARROW else "geojson"
             path = out / slide["slide_id"] / name
             slide[key] = str(path) if path.is_file() else None
     return BatchRun(results, [str(pipeline.report_path(r)) for r in pipeline.published])

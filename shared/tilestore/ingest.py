@@ -350,14 +350,14 @@ def ingest_slide(
     check_slide_file(path)
     digest = sha256 or slide_sha256(path)
     uri = store_uri(store_root, slide_id)
-    needed = [r.name for r in working_resolutions(specimen)]
-    existing, mpp = _reusable(uri, digest, mpp, needed, ctx)
+    resolutions = working_resolutions(specimen)
+    existing, mpp = _reusable(uri, digest, mpp, [r.name for r in resolutions], ctx)
     if existing is not None:
         log.info("store_reused", slide_id=slide_id, store_uri=uri)
         return _reused_result(existing, started)
     source = open_slide(path, mpp)
     try:
-        plans = [plan_array(source, r) for r in working_resolutions(specimen)]
+        plans = [plan_array(source, r) for r in resolutions]
         check_slide_size(path, source.dimensions, [p.info for p in plans], fmt, limits or SlideLimits())
         _write_store(source, plans, uri, ctx, fmt, workers, progress, slide_id, specimen, str(path), digest)
         width0, height0 = source.dimensions

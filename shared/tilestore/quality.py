@@ -11,7 +11,7 @@ and come out as a clinical-looking report. Each check measures one thing and nam
    scans have a black background (the DAPI NDPI in `../shared/data/real`: 56).
 2. **Neutral glass.** Glass is grey or white: the channels of the brightest 5 % may differ by at
    most `max_glass_spread` (45/255; real H&E slides measure 0-2). A false-colour decode fails here
-   (the DICOM in `../shared/data/real`: salmon glass, spread 116).
+   (the DICOM in `../shared/data/real`: salmon glass, spread 108).
 3. **Tissue present.** Optical density relative to the slide's own glass colour; a pixel is tissue
    when its OD summed over RGB exceeds `tissue_od` (0.3). At least `min_tissue_mm2` (0.01 mm^2,
    ~185 px at 7.36 um/px) must be tissue, else the slide is blank. The bar is low on purpose: a
@@ -21,7 +21,7 @@ and come out as a clinical-looking report. Each check measures one thing and nam
    (Ruifrok-Johnston H (0.65, 0.70, 0.29), E (0.07, 0.99, 0.11)); DAB and blue or black inks do not
    (DAB (0.27, 0.57, 0.78)). The tissue's mean optical density must have green as its largest
    channel, carrying at least `min_green_share` (0.38) of the total. Real H&E slides measure
-   0.46-0.54, real MGG cell images 0.55-0.61, the synthetic slides and smears 0.43-0.47, DAB 0.35.
+   0.46-0.54, real MGG cell images 0.50-0.62, the synthetic slides and smears 0.41-0.48, DAB 0.35.
 """
 
 from __future__ import annotations

@@ -84,9 +84,13 @@ def _check_file(path: Path) -> None:
         )
 
 
+def _plausible(mpp: float) -> bool:
+    return math.isfinite(mpp) and MPP_MIN <= mpp <= MPP_MAX
+
+
 def _check_mpp(value: float, axis: str, path: Path) -> float:
     """A resolution the slide's metadata states, when plausible; else `MPP_ABSURD`."""
-    if not math.isfinite(value) or not MPP_MIN <= value <= MPP_MAX:
+    if not _plausible(value):
         raise PathStreamError(
             ErrorCode.MPP_ABSURD,
             f"Slide {path} has metadata mpp-{axis} = {value:g} um/px, outside the plausible "
@@ -104,7 +108,7 @@ def check_operator_mpp(mpp: float | None) -> float | None:
 
 
 def _plausible_operator_mpp(mpp: float) -> float:
-    if not math.isfinite(mpp) or not MPP_MIN <= mpp <= MPP_MAX:
+    if not _plausible(mpp):
         raise PathStreamError(
             ErrorCode.MPP_ABSURD,
             f"--mpp {mpp:g} um/px is outside the plausible {MPP_MIN}-{MPP_MAX} um/px.",
