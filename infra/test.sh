@@ -12,6 +12,10 @@ venv=${PATHSTREAM_VENV:-$repo/.venv}
 kafka_port=${PATHSTREAM_TEST_KAFKA_PORT:-19092}
 
 infra/local/install.sh test
+# HL7's FHIR R4 JSON schema, which tests/fhir_schema.py checks PathStream's FHIR against (fetched once).
+# Assigned before the export: `export X="$(...)"` would hide the script's failure from `set -e`.
+fhir_schema=$(infra/local/fhir-schema.sh)
+export PATHSTREAM_FHIR_SCHEMA="$fhir_schema"
 infra/local/kafka-up.sh "$kafka_port"
 pg_url=$(infra/local/postgres-up.sh pathstream_test)
 [[ "$pg_url" =~ ^postgresql\+psycopg://[^[:space:]]+$ ]] \

@@ -267,6 +267,49 @@ class PathStreamSettings(BaseSettings):
         default=None, description="Bearer token `pathstream review` acts with (`pathstream users token`)."
     )
 
+    # Studies, orders and report delivery (issue 20).
+    study_settle_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "A study without a laboratory order closes its slide set this many seconds after its last "
+            "slide arrived (and every slide is complete or failed); its first report is issued then."
+        ),
+    )
+    lab_name: str = Field(
+        default="Pathology laboratory",
+        min_length=1,
+        max_length=200,
+        description="The performing laboratory named in reports (FHIR performer, HL7 v2 MSH-4).",
+    )
+    lab_id: str = Field(
+        default="PATHSTREAM",
+        min_length=1,
+        max_length=64,
+        description="The laboratory's facility id (HL7 v2 MSH-4 / FHIR Organization identifier).",
+    )
+    order_mllp_host: str = Field(
+        default="127.0.0.1", description="Interface the reporter listens on for HL7 v2 orders (MLLP)."
+    )
+    order_mllp_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port for HL7 v2 orders (OML^O21/O33, ORM^O01) over MLLP; unset: no listener.",
+    )
+    lis_mllp_host: str | None = Field(
+        default=None, description="The LIS's MLLP host for ORU^R01 reports; unset: no HL7 v2 is sent."
+    )
+    lis_mllp_port: int = Field(default=2575, ge=1, le=65535, description="The LIS's MLLP port.")
+    lis_receiving_application: str = Field(default="LIS", max_length=64, description="ORU MSH-5.")
+    lis_receiving_facility: str = Field(default="HOSPITAL", max_length=64, description="ORU MSH-6.")
+    lis_ack_timeout_s: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for the LIS's ACK before the send counts as failed."
+    )
+    lis_retry_max_s: float = Field(
+        default=300.0, gt=0, description="Longest back-off between ORU delivery attempts to the LIS."
+    )
+
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field(

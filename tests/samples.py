@@ -25,8 +25,12 @@ from pathstream.shared.events import (
 
 SHA = "a" * 64
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-CONTOUR = [(1000, 1000), (1400, 1000), (1400, 1300), (1000, 1300)]
-BOX = BBox(x=1000, y=1000, width=400, height=300)
+CONTOUR = [(1000, 1000), (5000, 1000), (5000, 4000), (1000, 4000)]
+BOX = BBox(x=1000, y=1000, width=4000, height=3000)
+MICRO_LESION = [(1100, 1100), (2100, 1100), (2100, 2100)]
+"""1414 px across: 0.33 mm at the samples' 0.2301 um/px, a micrometastasis."""
+ITC_LESION = [(1100, 1100), (1200, 1100), (1200, 1200)]
+"""141 px across: 0.03 mm, isolated tumour cells."""
 
 
 def slide_scanned(slide_id: str = "S-001", study_id: str = "ST-001") -> SlideScanned:
@@ -63,7 +67,7 @@ def ln_detected(index: int = 0, slide_id: str = "S-001", study_id: str = "ST-001
         index=index,
         contour=CONTOUR,
         bbox=BOX,
-        area_um2=120000.0 * 0.0529,
+        area_um2=12_000_000.0 * 0.0529,
         store_uri=f"/data/stores/{slide_id}",
         model_version="detector-deeplabv3plus@sha256:1111",
         occurred_at=T0 + timedelta(minutes=1),
@@ -76,7 +80,9 @@ def ln_scored(
     slide_id: str = "S-001",
     study_id: str = "ST-001",
     at: datetime | None = None,
+    lesion: list[tuple[int, int]] | None = None,
 ) -> LymphNodeScored:
+    """An LN score; a positive one carries `lesion` (default a micrometastasis) as its CAM polygon."""
     label = LnLabel.POSITIVE if score >= 0.4 else LnLabel.NEGATIVE
     screening = LnLabel.POSITIVE if score >= 0.15 else LnLabel.NEGATIVE
     return LymphNodeScored(
@@ -86,14 +92,14 @@ def ln_scored(
         index=index,
         contour=CONTOUR,
         bbox=BOX,
-        area_um2=6348.0,
+        area_um2=12_000_000.0 * 0.0529,
         score=score,
         label=label,
         threshold=0.4,
         screening_label=screening,
         screening_threshold=0.15,
         heatmap_uri=f"/data/artifacts/{slide_id}/ln{index:03d}-cam.png",
-        lesion_polygons=[[(1100, 1100), (1200, 1100), (1200, 1200)]],
+        lesion_polygons=[lesion or MICRO_LESION] if label == LnLabel.POSITIVE else [],
         model_version="escnn-resnet50@sha256:2222",
         occurred_at=at or T0 + timedelta(minutes=5),
     )

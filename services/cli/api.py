@@ -12,6 +12,8 @@ app = typer.Typer(help="The pathologist review API (FastAPI).", no_args_is_help=
 
 
 def _build():  # type: ignore[no-untyped-def]
+    from pathstream.services.reporter.orders.intake import OrderIntake
+    from pathstream.services.reporter.versions import lab_of
     from pathstream.services.review.amendments import Review
     from pathstream.services.review.api import build_api
     from pathstream.services.review.auth import DatabaseTokens
@@ -19,7 +21,13 @@ def _build():  # type: ignore[no-untyped-def]
 
     settings = get_settings()
     sessions = session_factory(create_db_engine(settings.database_url))
-    return build_api(Review(sessions), DatabaseTokens(sessions), settings.api_max_body_bytes)
+    lab = lab_of(settings)
+    return build_api(
+        Review(sessions, lab),
+        DatabaseTokens(sessions),
+        settings.api_max_body_bytes,
+        OrderIntake(sessions, lab),
+    )
 
 
 @app.command("serve")

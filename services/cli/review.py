@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pathstream.services.reporter.versions import lab_of
 from pathstream.services.review.amendments import Amendment, Review
 from pathstream.services.review.auth import DatabaseTokens, Principal
 from pathstream.shared.db.engine import create_db_engine, session_factory
@@ -52,7 +53,7 @@ def _session(token_file: Path | None) -> tuple[Review, Principal]:
             "The token is unknown, revoked or expired, or its user is disabled.",
             hint="Ask for a new token (`pathstream users token USER`).",
         )
-    return Review(sessions), principal
+    return Review(sessions, lab_of(settings)), principal
 
 
 def _read_json(path: Path) -> Any:
@@ -78,8 +79,12 @@ def _first_ring(path: Path) -> list[list[float]]:
 
 
 def _done(amendment: Amendment) -> None:
-    if amendment.report_version is None:
-        console.print("nothing changed")
+    if amendment.actions == ("sign_out",):
+        console.print(
+            f"study {amendment.study_id} signed out: report version {amendment.report_version} final"
+        )
+    elif amendment.report_version is None:
+        console.print("nothing changed" if not amendment.actions else "recorded; the report is not due yet")
     else:
         console.print(
             f"{', '.join(amendment.actions)} on {', '.join(dict.fromkeys(amendment.ln_ids))}: "
@@ -160,6 +165,29 @@ def remove(
     """Remove an LN (it stops counting; the record and audit entry stay)."""
     review, principal = _session(token_file)
     _done(review.remove_lymph_node(principal, ln_id, reason))
+
+
+@app.command("deposit")
+def deposit(
+    ln_id: str = typer.Argument(...),
+    size_mm: float = typer.Argument(..., help="Largest dimension of the largest deposit, mm."),
+    reason: str = typer.Option(..., "--reason"),
+    token_file: Path | None = TokenFile,
+) -> None:
+    """Set an LN's largest tumour deposit (mm): ITC < 0.2, micrometastasis 0.2-2, macro > 2."""
+    review, principal = _session(token_file)
+    _done(review.set_deposit_size(principal, ln_id, size_mm, reason))
+
+
+@app.command("sign-out")
+def sign_out(
+    study_id: str = typer.Argument(...),
+    reason: str | None = typer.Option(None, "--reason", help="Optional remark kept in the audit trail."),
+    token_file: Path | None = TokenFile,
+) -> None:
+    """Sign the study's report out: the next version is final, signed by the token's user."""
+    review, principal = _session(token_file)
+    _done(review.sign_out(principal, study_id, reason))
 
 
 @app.command("export")

@@ -25,7 +25,11 @@ def _tokens() -> DatabaseTokens:
 @app.command("add")
 def add(
     user_id: str = typer.Argument(..., help="Login id, recorded in the audit trail (e.g. jdoe)."),
-    role: Role = typer.Option(..., "--role", help="viewer (read) or pathologist (read and amend)."),
+    role: Role = typer.Option(
+        ...,
+        "--role",
+        help="viewer (read), pathologist (read, amend, sign out) or laboratory (read, post orders).",
+    ),
     name: str = typer.Option("", "--name", help="Display name."),
 ) -> None:
     """Create a user."""

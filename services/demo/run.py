@@ -13,7 +13,7 @@ from pathstream.services.demo.cohort import MARROW_FIELD_PX, DemoSlide, write_de
 from pathstream.services.embedded.batch import run_slides
 from pathstream.services.embedded.pipeline import Progress
 from pathstream.services.escnn.lymph_node_source import inside_grid
-from pathstream.services.reporter.staging import pn_category
+from pathstream.services.reporter.staging import NodeCounts, deposit_class, stage
 from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.db.models import LymphNode
 from pathstream.shared.errors import ErrorCode, PathStreamError
@@ -71,7 +71,7 @@ def _describe(positive: bool, lesions: list[str]) -> str:
 def truth_by_ln(settings: PathStreamSettings, slides: list[DemoSlide]) -> dict[str, Any]:
     """Match every detected LN to the true LN containing its contour's centre and summarise the
     truth: {"lymph_nodes": {ln_id: {"positive", "describe", "true_index"}}, "missed": [...],
-    "positive", "lymph_nodes_total", "pn_category"}."""
+    "positive" (micro / macro), "itc", "lymph_nodes_total", "pn_category" (AJCC 8th, ITC-aware)}."""
     engine = create_db_engine(settings.database_url)
     matched: dict[str, dict[str, Any]] = {}
     missed: list[str] = []
@@ -99,13 +99,19 @@ def truth_by_ln(settings: PathStreamSettings, slides: list[DemoSlide]) -> dict[s
                 ]
     finally:
         engine.dispose()
-    positives = sum(1 for s in slides for t in s.truth.lymph_nodes if t.label == LnLabel.POSITIVE)
+    # The truth is staged by the same rule as the report, from the true deposits' sizes.
+    counts = NodeCounts.of(
+        deposit_class(t.label, max((x.max_diameter_um / 1000.0 for x in t.lesions), default=None))
+        for s in slides
+        for t in s.truth.lymph_nodes
+    )
     return {
         "lymph_nodes": matched,
         "missed": missed,
-        "positive": positives,
+        "positive": counts.positive,
+        "itc": counts.itc,
         "lymph_nodes_total": sum(len(s.truth.lymph_nodes) for s in slides),
-        "pn_category": pn_category(positives),
+        "pn_category": stage(counts),
     }
 
 

@@ -25,6 +25,7 @@ from pathstream.services.detector.handler import DetectorHandler
 from pathstream.services.escnn.handler import EscnnHandler
 from pathstream.services.marrow.handler import MarrowHandler
 from pathstream.services.reporter.handler import ReporterHandler
+from pathstream.services.reporter.slide_sets import RUN
 from pathstream.services.reporter.study_view import marrow_result_view
 from pathstream.services.review.geojson_export import slide_feature_collection
 from pathstream.services.scanner.announcement import slide_scanned
@@ -222,6 +223,9 @@ class EmbeddedPipeline:
                 studies.append(slide.study_id)
             self._run_slide(slide, specimen)
         self.progress("slides", len(slides), len(slides))
+        # The run was given every slide it knows of: without an order, that closes each study's set.
+        for study_id in studies:
+            self._write_reports(self.reporter.close_slide_set(study_id, RUN))
         for slide in slides:
             self._write_slide_outputs(slide.slide_id, specimen)
         return studies
@@ -254,7 +258,10 @@ class EmbeddedPipeline:
         return self.out / "reports" / report.study_id / f"report-v{report.report_version:03d}.json"
 
     def _report(self, event: Event) -> None:
-        for report in self.reporter.handle(event):
+        self._write_reports(self.reporter.handle(event))
+
+    def _write_reports(self, reports: list[ReportReady]) -> None:
+        for report in reports:
             path = self.report_path(report)
             write_bytes_atomically(path, json.dumps(report.fhir_report, indent=2).encode())
             self.reporter.published(report)

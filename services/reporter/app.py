@@ -5,9 +5,13 @@
 its topic's event type (a body that does not validate goes to the DLQ), applied in one transaction
 and its offset committed only after the resulting `ReportReady` events were acknowledged by the
 brokers and marked published. On start the reporter first publishes any version an earlier run
-committed but did not get out, and every `PATHSTREAM_REPORT_OUTBOX_POLL_S` seconds it publishes the
-versions that pathologist amendments (review API and CLI) committed. Run more than one reporter for
-availability; the study row lock keeps version numbers unique.
+committed but did not get out, and every `PATHSTREAM_REPORT_OUTBOX_POLL_S` seconds it closes the
+slide sets of order-less studies idle for `PATHSTREAM_STUDY_SETTLE_S`, publishes the versions that
+orders, amendments and sign-outs (review API and CLI) committed, and sends every version to the LIS
+as an ORU^R01 when `PATHSTREAM_LIS_MLLP_HOST` is set (hl7_outbox.py). With
+`PATHSTREAM_ORDER_MLLP_PORT` set it also takes the laboratory's HL7 v2 orders over MLLP
+(order_listener.py). Run more than one reporter for availability; the study row lock keeps version
+numbers unique (only one of them should listen for orders, or put them behind one address).
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.orm import Session, sessionmaker
 
 from pathstream.services.reporter.handler import CONSUMER, REPORTER_INPUTS, ReporterHandler
+from pathstream.services.reporter.hl7_outbox import LisSender
 from pathstream.services.reporter.loader import reporter_handler
+from pathstream.services.reporter.order_listener import start_order_listener
+from pathstream.services.reporter.orders.intake import OrderIntake
+from pathstream.services.reporter.versions import lab_of
 from pathstream.shared.bus.app import service_app
 from pathstream.shared.bus.broker import build_broker
 from pathstream.shared.bus.publish import publish_event
@@ -76,24 +84,38 @@ def build_reporter_app(
 
     sweeper: list[asyncio.Task[None]] = []
 
+    lis = LisSender(settings, handler.sessions)
+    listeners: list[asyncio.base_events.Server] = []
+
     async def sweep_outbox() -> None:
-        # Amendments made through the review API or CLI commit report versions without an event;
-        # this loop publishes them (and anything an earlier publish left behind).
+        # Amendments, sign-outs and orders (review API, CLI, MLLP) commit report versions without a
+        # pipeline event, and order-less studies close after the settle time; this loop publishes
+        # those versions (and anything an earlier publish left behind) and sends them to the LIS.
         while True:
             try:
+                await asyncio.to_thread(handler.settle)
                 async with publishing:
                     await publish_reports(broker, settings, handler, await asyncio.to_thread(handler.pending))
+                await lis.send_due()
             except Exception:  # a broker or database outage: log it and try again next sweep
                 log.warning("outbox_sweep_failed", exc_info=True)
             await asyncio.sleep(settings.report_outbox_poll_s)
 
     @app.after_startup
     async def start_outbox_sweeper() -> None:
+        if settings.order_mllp_port is not None:
+            intake = OrderIntake(handler.sessions, lab_of(settings))
+            listeners.append(
+                await start_order_listener(settings.order_mllp_host, settings.order_mllp_port, intake)
+            )
         sweeper.append(asyncio.create_task(sweep_outbox()))
 
     @app.on_shutdown
     async def stop_outbox_sweeper() -> None:
         for task in sweeper:
             task.cancel()
+        for server in listeners:
+            server.close()
+            await server.wait_closed()
 
     return app, broker

@@ -17,10 +17,17 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pathstream.services.reporter.slide_sets import close_slide_set, reopen_slide_set, settle_due_studies
 from pathstream.services.reporter.store.apply import APPLIERS, claim_event
 from pathstream.services.reporter.store.upserts import ensure_study
-from pathstream.services.reporter.versions import mark_published, record_report_version, unpublished_reports
+from pathstream.services.reporter.versions import (
+    lab_of,
+    mark_published,
+    record_report_version,
+    unpublished_reports,
+)
 from pathstream.shared.db.engine import database_unavailable
+from pathstream.shared.db.models import Slide
 from pathstream.shared.events import (
     Event,
     LymphNodeScored,
@@ -63,6 +70,7 @@ class ReporterHandler:
     def __init__(self, settings: PathStreamSettings, sessions: sessionmaker[Session]) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.lab = lab_of(settings)
 
     def handle(self, event: ReporterInput | Event) -> list[ReportReady]:
         """Apply one event; return the study's unpublished `ReportReady` events, oldest first.
@@ -86,14 +94,44 @@ class ReporterHandler:
                 if not claim_event(session, CONSUMER, event):
                     return None
                 ensure_study(session, study_id)
+                if isinstance(event, SlideScanned) and session.get(Slide, event.slide_id) is None:
+                    reopen_slide_set(session, study_id)
                 APPLIERS[type(event)](session, event)
-                row = record_report_version(session, study_id, trigger=type(event).__name__)
+                row = record_report_version(session, study_id, trigger=type(event).__name__, lab=self.lab)
                 return None if row is None else row.version
 
         version = self._with_database(apply)
         if version is not None:
             bound.info("report_version", trigger=type(event).__name__, report_version=version)
         return self._with_database(lambda: self._unpublished(study_id))
+
+    def close_slide_set(self, study_id: str, by: str) -> list[ReportReady]:
+        """Declare the study's slide set complete (`by`: "run", "settled"); return its unpublished
+        `ReportReady` events (the first report, when every slide is complete or failed)."""
+
+        def close() -> None:
+            with self.sessions.begin() as session:
+                row = close_slide_set(session, study_id, by, self.lab)
+                if row is not None:
+                    log.info("report_version", study_id=study_id, trigger=by, report_version=row.version)
+
+        self._with_database(close)
+        return self._with_database(lambda: self._unpublished(study_id))
+
+    def settle(self) -> int:
+        """Close the slide sets of order-less studies idle for `PATHSTREAM_STUDY_SETTLE_S`; return
+        how many report versions that wrote (publish them with `pending`)."""
+
+        def settle() -> int:
+            with self.sessions.begin() as session:
+                rows = settle_due_studies(session, self.settings.study_settle_s, lab=self.lab)
+                for row in rows:
+                    log.info(
+                        "report_version", study_id=row.study_id, trigger="settled", report_version=row.version
+                    )
+                return len(rows)
+
+        return self._with_database(settle)
 
     def pending(self, study_id: str | None = None) -> list[ReportReady]:
         """Unpublished `ReportReady` events of one study, or of every study, oldest first."""

@@ -9,22 +9,23 @@ from sqlalchemy.orm import Session
 
 from pathstream.services.reporter.staging import pn_category
 from pathstream.services.reporter.store.report_inputs import load_study_inputs
-from pathstream.services.reporter.summary import summarise
+from pathstream.services.reporter.summary import StudySummary, summarise
 from pathstream.shared.db.models import LymphNode, MarrowResult, Slide, StudyReport
 
 
 def study_result(session: Session, study_id: str) -> dict[str, Any]:
-    """The study's current report as plain JSON: study and per-slide `positive`, `negative`,
-    `pn_category` (None before any LN was examined), slide status and failure, per-LN `lns`
-    with `score` (0-1), `label` (effective: the pathologist's when reviewed) and heatmap path, and
+    """The study's current report as plain JSON: `status` of the latest issued version ("in
+    progress" before the first, with `waiting_for` saying why), study and per-slide `positive`
+    (micro/macro), `negative`, `itc`, `pn_category` (None before any LN was examined), slide status
+    and failure, per-LN `lns` with `score` (0-1), `label` (effective: the pathologist's when
+    reviewed), largest deposit (mm, class, who measured it) and heatmap path, and
     for a bone-marrow smear its `marrow` call (case call, probabilities, ROIs with quality scores
     and occlusion-map paths; None for other slides)."""
     summary = summarise(load_study_inputs(session, study_id))
-    version = session.scalar(
-        select(StudyReport.version)
-        .where(StudyReport.study_id == study_id)
-        .order_by(StudyReport.version.desc())
-    )
+    latest = session.scalars(
+        select(StudyReport).where(StudyReport.study_id == study_id).order_by(StudyReport.version.desc())
+    ).first()
+    findings = {ln.ln_id: ln for ln in summary.lymph_nodes}
     slides = []
     for line in summary.slides:
         slide = session.get(Slide, line.slide_id)
@@ -33,7 +34,7 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
             .where(LymphNode.slide_id == line.slide_id, LymphNode.removed.is_(False))
             .order_by(LymphNode.index)
         ).all()
-        examined = line.positive + line.negative
+        examined = line.positive + line.negative + line.itc
         slides.append(
             {
                 "slide_id": line.slide_id,
@@ -42,7 +43,8 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
                 "ln_count": line.ln_count,
                 "positive": line.positive,
                 "negative": line.negative,
-                "pn_category": pn_category(line.positive) if examined else None,
+                "itc": line.itc,
+                "pn_category": pn_category(line.positive, line.itc).value if examined else None,
                 "failure": None
                 if slide is None or slide.failure_code is None
                 else {"code": slide.failure_code, "message": slide.failure_message},
@@ -56,6 +58,7 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
                         "screening_label": None if n.screening_label is None else n.screening_label.value,
                         "reviewed": n.label_reviewed,
                         "heatmap": n.heatmap_uri,
+                        **_deposit(findings.get(n.ln_id)),
                     }
                     for n in nodes
                 ],
@@ -63,16 +66,41 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
         )
     return {
         "study_id": study_id,
-        "report_version": version,
-        "status": summary.status,
+        "report_version": None if latest is None else latest.version,
+        "status": _status(summary, latest),
+        "ready": summary.ready,
+        "waiting_for": list(summary.waiting_for),
+        "signed_out_by": summary.signed_out_by,
+        "signed_out_at": summary.signed_out_at,
         "positive": summary.positive,
         "negative": summary.negative,
+        "itc": summary.counts.itc,
+        "micro": summary.counts.micro,
+        "macro": summary.counts.macro,
+        "unmeasured": summary.counts.unmeasured,
         "examined": summary.examined,
         "pn_category": None if summary.pn_category is None else summary.pn_category.value,
         "below_ajcc_minimum": summary.below_ajcc_minimum,
         "slides_failed": summary.slides_failed,
         "model_versions": list(summary.model_versions),
         "slides": slides,
+    }
+
+
+def _status(summary: StudySummary, latest: StudyReport | None) -> str:
+    """The latest issued version's status, or "in progress" before the first report."""
+    if latest is None:
+        return "in progress"
+    return latest.status or str(latest.fhir.get("status"))
+
+
+def _deposit(finding: Any) -> dict[str, Any]:
+    if finding is None:
+        return {"deposit_mm": None, "deposit_class": None, "deposit_measured_by": None}
+    return {
+        "deposit_mm": finding.deposit_mm,
+        "deposit_class": None if finding.deposit_class is None else finding.deposit_class.value,
+        "deposit_measured_by": finding.deposit_measured_by,
     }
 
 

@@ -10,6 +10,7 @@ unknown LN raises before anything is written.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +18,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from pathstream.services.reporter.staging import ITC_MAX_MM
 from pathstream.services.reporter.study_view import study_result
-from pathstream.services.reporter.versions import record_report_version
+from pathstream.services.reporter.versions import DEFAULT_LAB, SIGN_OUT, record_report_version
 from pathstream.services.review.auth import Principal
 from pathstream.services.review.contours import checked_contour
 from pathstream.services.review.geojson_export import (
@@ -90,14 +92,17 @@ def _ln_state(node: LymphNode) -> dict[str, Any]:
         "contour_points": len(node.effective_contour),
         "area_um2": round(node.area_um2, 1),
         "removed": node.removed,
+        "review_deposit_mm": node.review_deposit_mm,
     }
 
 
 class Review:
     """Reads and amends results in the report database on behalf of authenticated principals."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], lab: tuple[str, str] = DEFAULT_LAB) -> None:
+        """`lab` is the performing laboratory (id, name) named in the reports (`lab_of(settings)`)."""
         self.sessions = sessions
+        self.lab = lab
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -145,8 +150,83 @@ class Review:
         reason = _checked_reason(reason)
         with self.sessions.begin() as session:
             node = self._locked_node(session, ln_id)
+            if node.review_label == label:
+                # The same call again: nothing to record, no new version.
+                return Amendment(node.study_id, (), (), None)
             self._label(session, principal, node, label, reason)
-            return self._version(session, node.study_id, [ln_id], ["label"])
+            return self._version(session, node.study_id, [ln_id], ["label"], principal, reason)
+
+    def set_deposit_size(
+        self, principal: Principal, ln_id: str, deposit_mm: float | None, reason: str
+    ) -> Amendment:
+        """Set the largest dimension of an LN's largest tumour deposit (mm), as measured by the
+        pathologist; it overrides the size from the lesion outline and decides the node's class
+        (ITC < 0.2 mm, micro 0.2-2 mm, macro > 2 mm). None removes the pathologist's size."""
+        _require_pathologist(principal)
+        reason = _checked_reason(reason)
+        size = _checked_deposit(deposit_mm)
+        with self.sessions.begin() as session:
+            node = self._locked_node(session, ln_id)
+            if node.review_deposit_mm == size:
+                return Amendment(node.study_id, (), (), None)
+            before = _ln_state(node)
+            node.review_deposit_mm = size
+            node.reviewed_by, node.reviewed_at = principal.user_id, utc_now()
+            self._audit(session, principal, "set_deposit_size", node, before, reason)
+            return self._version(session, node.study_id, [ln_id], ["deposit_size"], principal, reason)
+
+    def sign_out(self, principal: Principal, study_id: str, reason: str | None = None) -> Amendment:
+        """Sign the study's report out: the next version is "final", signed by `principal`.
+
+        Refused (SIGN_OUT_REFUSED) while the study has no report yet (slides outstanding or the
+        slide set open), when a slide failed, or when it is already signed out.
+        """
+        _require_pathologist(principal)
+        with self.sessions.begin() as session:
+            study = session.get(Study, study_id)
+            if study is None:
+                raise _unknown("study", study_id)
+            self._lock(session, study_id)
+            session.refresh(study)
+            if study.signed_out_at is not None:
+                raise PathStreamError(
+                    ErrorCode.SIGN_OUT_REFUSED,
+                    f"Study {study_id} was already signed out by {study.signed_out_by}.",
+                    hint="Amend it instead (every change after sign-out needs a reason).",
+                )
+            view = study_result(session, study_id)
+            if view["report_version"] is None or not view["ready"]:
+                waiting = "; ".join(view["waiting_for"]) or "its first report"
+                raise PathStreamError(
+                    ErrorCode.SIGN_OUT_REFUSED,
+                    f"Study {study_id} cannot be signed out yet: it waits for {waiting}.",
+                    hint="Sign out once the report is preliminary (`pathstream review show STUDY_ID`).",
+                )
+            failed = [s["slide_id"] for s in view["slides"] if s["status"] == "failed"]
+            if failed:
+                raise PathStreamError(
+                    ErrorCode.SIGN_OUT_REFUSED,
+                    f"Study {study_id} has failed slides ({', '.join(failed)}); its report is incomplete.",
+                    hint="Reprocess them (`pathstream reprocess`) or remove them from the study first.",
+                )
+            study.signed_out_by, study.signed_out_at = principal.user_id, utc_now()
+            session.add(
+                AuditEntry(
+                    actor=principal.user_id,
+                    action="sign_out",
+                    entity_type="study",
+                    entity_id=study_id,
+                    study_id=study_id,
+                    before={"status": view["status"], "report_version": view["report_version"]},
+                    after=None,
+                    reason=(reason or "").strip() or "signed out",
+                )
+            )
+            session.flush()
+            row = record_report_version(
+                session, study_id, trigger=SIGN_OUT, reason=reason, actor=principal.user_id, lab=self.lab
+            )
+            return Amendment(study_id, (), ("sign_out",), None if row is None else row.version)
 
     def set_contour(
         self, principal: Principal, ln_id: str, contour: list[list[float]], reason: str
@@ -158,7 +238,7 @@ class Review:
             node = self._locked_node(session, ln_id)
             points = checked_contour(contour, _slide_size(session, node.slide_id))
             self._contour(session, principal, node, points, reason)
-            return self._version(session, node.study_id, [ln_id], ["contour"])
+            return self._version(session, node.study_id, [ln_id], ["contour"], principal, reason)
 
     def add_lymph_node(
         self, principal: Principal, slide_id: str, contour: list[list[float]], label: LnLabel, reason: str
@@ -173,7 +253,7 @@ class Review:
             points = checked_contour(contour, _slide_size(session, slide_id))
             self._lock(session, slide.study_id)
             ln_id = self._add(session, principal, slide, points, label, reason)
-            return self._version(session, slide.study_id, [ln_id], ["add"])
+            return self._version(session, slide.study_id, [ln_id], ["add"], principal, reason)
 
     def remove_lymph_node(self, principal: Principal, ln_id: str, reason: str) -> Amendment:
         """Remove an LN (not a lymph node, or a duplicate); it stops counting and stays on record."""
@@ -182,7 +262,7 @@ class Review:
         with self.sessions.begin() as session:
             node = self._locked_node(session, ln_id)
             self._remove(session, principal, node, reason)
-            return self._version(session, node.study_id, [ln_id], ["remove"])
+            return self._version(session, node.study_id, [ln_id], ["remove"], principal, reason)
 
     def import_geojson(
         self, principal: Principal, slide_id: str, collection: dict[str, Any], reason: str
@@ -264,7 +344,7 @@ class Review:
                     actions.append("remove")
             if not actions:
                 return Amendment(slide.study_id, (), (), None)
-            return self._version(session, slide.study_id, ln_ids, actions)
+            return self._version(session, slide.study_id, ln_ids, actions, principal, reason)
 
     # -- steps (inside the caller's transaction) ---------------------------------------------
 
@@ -370,11 +450,49 @@ class Review:
         self._audit(session, principal, "add", node, None, reason)
         return node.ln_id
 
-    @staticmethod
-    def _version(session: Session, study_id: str, ln_ids: list[str], actions: list[str]) -> Amendment:
+    def _version(
+        self,
+        session: Session,
+        study_id: str,
+        ln_ids: list[str],
+        actions: list[str],
+        principal: Principal,
+        reason: str,
+    ) -> Amendment:
         session.flush()
-        row = record_report_version(session, study_id, trigger=f"review:{','.join(sorted(set(actions)))}")
+        row = record_report_version(
+            session,
+            study_id,
+            trigger=f"review:{','.join(sorted(set(actions)))}",
+            reason=reason,
+            actor=principal.user_id,
+            lab=self.lab,
+        )
         return Amendment(study_id, tuple(ln_ids), tuple(actions), None if row is None else row.version)
+
+
+MAX_DEPOSIT_MM = 200.0
+"""Larger than any lymph node: a size above this is a typing error (um entered as mm)."""
+
+
+def _checked_deposit(deposit_mm: float | None) -> float | None:
+    if deposit_mm is None:
+        return None
+    if (
+        isinstance(deposit_mm, bool)
+        or not isinstance(deposit_mm, int | float)
+        or not math.isfinite(deposit_mm)
+    ):
+        raise PathStreamError(
+            ErrorCode.INVALID_AMENDMENT, f"A deposit size must be a number of mm, not {deposit_mm!r}."
+        )
+    if not 0 <= deposit_mm <= MAX_DEPOSIT_MM:
+        raise PathStreamError(
+            ErrorCode.INVALID_AMENDMENT,
+            f"A deposit size of {deposit_mm} mm is outside 0-{MAX_DEPOSIT_MM:g} mm.",
+            hint=f"Give the largest dimension in millimetres (ITC are below {ITC_MAX_MM} mm).",
+        )
+    return float(deposit_mm)
 
 
 def _slide_size(session: Session, slide_id: str) -> tuple[int, int] | None:

@@ -3,14 +3,19 @@
 Every route, the OpenAPI document included, needs `Authorization: Bearer <token>`; `viewer` tokens
 read, `pathologist` tokens also amend. The audit trail records the authenticated user, never a
 field of the request. Invalid input gets a 4xx naming the problem and changes nothing: 401 without
-a valid token, 403 for a viewer amending, 404 for an unknown study / slide / LN, 413 for a body over
-`PATHSTREAM_API_MAX_BODY_BYTES`, 422 for a malformed or self-intersecting contour or a missing reason.
+a valid token, 403 for a viewer amending, 404 for an unknown study / slide / LN, 409 for a sign-out
+that is not possible yet (or twice) and an order that contradicts the stored one, 413 for a body
+over `PATHSTREAM_API_MAX_BODY_BYTES`, 422 for a malformed or self-intersecting contour, a missing
+reason or an invalid order. `POST /orders` takes a FHIR R4 ServiceRequest (laboratory or
+pathologist tokens); `POST /studies/{id}/sign-out` makes the report final, signed by the caller.
 
 `pathstream serve api` runs it with uvicorn; put it behind the hospital's TLS-terminating proxy.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -19,6 +24,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pathstream.services.reporter.orders.fhir_orders import parse_service_request
+from pathstream.services.reporter.orders.intake import OrderIntake
 from pathstream.services.review.amendments import MAX_REASON_CHARS, Amendment, Review
 from pathstream.services.review.auth import Authenticator, Principal
 from pathstream.shared.errors import ErrorCode, PathStreamError
@@ -31,7 +38,10 @@ log = get_logger(__name__)
 _STATUS = {
     ErrorCode.UNKNOWN_ENTITY: 404,
     ErrorCode.INVALID_AMENDMENT: 422,
+    ErrorCode.INVALID_ORDER: 422,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.SIGN_OUT_REFUSED: 409,
+    ErrorCode.ORDER_CONFLICT: 409,
 }
 
 Reason = Annotated[
@@ -73,6 +83,29 @@ class Removal(_Body):
     """Why an LN is removed."""
 
     reason: Reason
+
+
+class DepositSize(_Body):
+    """The largest dimension of the LN's largest tumour deposit, measured by the pathologist."""
+
+    deposit_mm: float | None = Field(
+        ge=0, le=200, description="Millimetres (ITC < 0.2, micro 0.2-2, macro > 2); null clears it."
+    )
+    reason: Reason
+
+
+class SignOut(_Body):
+    """Sign-out of a study's report (it becomes final)."""
+
+    reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS, description="Optional remark.")
+
+
+class OrderReceived(BaseModel):
+    """What posting an order did."""
+
+    study_id: str
+    changed: bool
+    report_version: int | None
 
 
 class GeoJsonImport(_Body):
@@ -167,8 +200,14 @@ def current_principal(
 User = Annotated[Principal, Depends(current_principal)]
 
 
-def build_api(review: Review, authenticator: Authenticator, max_body_bytes: int = 5_000_000) -> FastAPI:
-    """The review API over `review`, authenticating with `authenticator`."""
+def build_api(
+    review: Review,
+    authenticator: Authenticator,
+    max_body_bytes: int = 5_000_000,
+    intake: OrderIntake | None = None,
+) -> FastAPI:
+    """The review API over `review`, authenticating with `authenticator`; `intake` stores the orders
+    posted to `/orders` (None: the route answers that this API takes no orders)."""
     app = FastAPI(
         title="PathStream review API",
         version=SCHEMA_VERSION,
@@ -231,6 +270,49 @@ def build_api(review: Review, authenticator: Authenticator, max_body_bytes: int 
     @app.post("/lymph-nodes/{ln_id}/remove", summary="Remove an LN")
     def remove_lymph_node(ln_id: str, body: Removal, user: User) -> AmendmentResult:
         return AmendmentResult.of(review.remove_lymph_node(user, ln_id, body.reason))
+
+    @app.put("/lymph-nodes/{ln_id}/deposit-size", summary="Set an LN's largest deposit size (mm)")
+    def put_deposit_size(ln_id: str, body: DepositSize, user: User) -> AmendmentResult:
+        return AmendmentResult.of(review.set_deposit_size(user, ln_id, body.deposit_mm, body.reason))
+
+    @app.post("/studies/{study_id}/sign-out", summary="Sign the study's report out (final)")
+    def post_sign_out(study_id: str, body: SignOut, user: User) -> AmendmentResult:
+        return AmendmentResult.of(review.sign_out(user, study_id, body.reason))
+
+    @app.post(
+        "/orders",
+        summary="Open a study from the laboratory's order (FHIR R4 ServiceRequest)",
+        status_code=201,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/fhir+json": {"schema": {"type": "object"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            }
+        },
+    )
+    async def post_order(request: Request, user: User) -> OrderReceived:
+        if intake is None:
+            raise PathStreamError(ErrorCode.INVALID_CONFIGURATION, "This API does not take orders.")
+        if not user.may_order:
+            raise PathStreamError(
+                ErrorCode.FORBIDDEN,
+                f"User {user.user_id} ({user.role.value}) may not post orders.",
+                hint="Orders come from the laboratory's integration account (role laboratory).",
+            )
+        try:
+            document = json.loads(await request.body())
+        except ValueError as exc:
+            raise PathStreamError(
+                ErrorCode.INVALID_ORDER, f"The body is not JSON: {exc}.", hint="Send a ServiceRequest."
+            ) from None
+        order = parse_service_request(document)
+        receipt = await asyncio.to_thread(intake.receive, order)
+        return OrderReceived(
+            study_id=receipt.study_id, changed=receipt.changed, report_version=receipt.report_version
+        )
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app

@@ -41,6 +41,11 @@ class Principal:
         """True for pathologists: they may change labels and contours."""
         return self.role == Role.PATHOLOGIST
 
+    @property
+    def may_order(self) -> bool:
+        """True for the laboratory's integration account and pathologists: they may post orders."""
+        return self.role in (Role.PATHOLOGIST, Role.LABORATORY)
+
 
 @dataclass(frozen=True)
 class IssuedToken:

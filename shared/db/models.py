@@ -97,6 +97,36 @@ class Study(TimestampMixin, Base):
     __tablename__ = "studies"
 
     study_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    slides_closed_at: Mapped[datetime | None] = mapped_column(
+        comment="when the study's slide set was declared complete without an order (run end, settle)"
+    )
+    slides_closed_by: Mapped[str | None] = mapped_column(String(32), comment="'run' or 'settled'")
+    signed_out_by: Mapped[str | None] = mapped_column(String(ID_LENGTH), comment="user id of the signer")
+    signed_out_at: Mapped[datetime | None]
+
+
+class StudyOrder(TimestampMixin, Base):
+    """The laboratory's order for a study (HL7 v2 OML/ORM or FHIR ServiceRequest); study_id is its
+    accession number. The patient identifier is here only because reports must name the patient."""
+
+    __tablename__ = "study_orders"
+
+    study_id: Mapped[str] = mapped_column(
+        ForeignKey("studies.study_id", ondelete="RESTRICT"), primary_key=True
+    )
+    patient_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    patient_id_system: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    placer_order_number: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    placer_system: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    specimen_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    specimen: Mapped[Specimen | None] = mapped_column(_enum(Specimen, "order_specimen"))
+    expected_slide_ids: Mapped[list[Any]] = mapped_column(default=list)
+    expected_slide_count: Mapped[int | None] = mapped_column(Integer)
+    ordered_at: Mapped[datetime | None]
+    collected_at: Mapped[datetime | None]
+    ordering_provider: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    source: Mapped[str] = mapped_column(String(16), comment="'hl7v2' or 'fhir'")
+    message_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
 
 
 class ModelVersion(Base):
@@ -175,6 +205,9 @@ class LymphNode(TimestampMixin, Base):
         _enum(LnLabel, "ln_review_label"), comment="pathologist's label; overrides `label`"
     )
     review_contour: Mapped[list[Any] | None] = mapped_column(comment="pathologist's contour")
+    review_deposit_mm: Mapped[float | None] = mapped_column(
+        Float, comment="pathologist's largest-deposit size (mm); overrides the lesion polygons'"
+    )
     removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     added_by_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     reviewed_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))
@@ -231,11 +264,21 @@ class StudyReport(Base):
     pn_category: Mapped[PnCategory | None] = mapped_column(_enum(PnCategory, "pn_category"))
     below_ajcc_minimum: Mapped[bool] = mapped_column(Boolean)
     trigger: Mapped[str] = mapped_column(String(64), comment="what produced this version")
+    status: Mapped[str | None] = mapped_column(
+        String(16), comment="FHIR DiagnosticReport.status of this version (NULL: written before 0007)"
+    )
+    reason: Mapped[str | None] = mapped_column(Text, comment="the pathologist's reason, for amendments")
     fhir: Mapped[dict[str, Any]]
     content: Mapped[dict[str, Any] | None] = mapped_column(comment="the report content this version states")
     published_at: Mapped[datetime | None] = mapped_column(
         index=True, comment="when ReportReady for this version was accepted by the broker; NULL = not yet"
     )
+    hl7_sent_at: Mapped[datetime | None] = mapped_column(
+        index=True, comment="when the LIS acknowledged this version's ORU^R01; NULL = not yet"
+    )
+    hl7_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    hl7_next_attempt_at: Mapped[datetime | None] = mapped_column(comment="back-off: not before this")
+    hl7_last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utc_now, server_default=func.now())
 
 
@@ -284,10 +327,12 @@ class AuditEntry(Base):
 
 
 class Role(StrEnum):
-    """What an API user may do: read (`viewer`), or read and amend results (`pathologist`)."""
+    """What an API user may do: read (`viewer`), read and post orders (`laboratory`), or read, amend,
+    sign out and post orders (`pathologist`)."""
 
     VIEWER = "viewer"
     PATHOLOGIST = "pathologist"
+    LABORATORY = "laboratory"  # the LIS's integration account: reads, and posts orders
 
 
 class User(Base):

@@ -14,7 +14,7 @@ from pathstream.shared.events.base import (
 )
 from pathstream.shared.events.lymph_nodes import LnLabel, LymphNodeDetected, LymphNodeScored
 from pathstream.shared.events.marrow import MarrowClass, MarrowClassified, MarrowRoi
-from pathstream.shared.events.reports import AJCC_MINIMUM_LNS, PnCategory, ReportReady
+from pathstream.shared.events.reports import AJCC_MINIMUM_LNS, PnCategory, ReportReady, ReportStatus
 from pathstream.shared.events.slides import FailureStage, SlideDetected, SlideFailed, SlideScanned
 
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -45,6 +45,7 @@ __all__ = [
     "MarrowRoi",
     "PnCategory",
     "ReportReady",
+    "ReportStatus",
     "SlideDetected",
     "SlideFailed",
     "SlideScanned",

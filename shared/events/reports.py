@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -20,10 +20,15 @@ class PnCategory(StrEnum):
     """AJCC 8th-edition pathological regional lymph-node category for gastric cancer."""
 
     N0 = "N0"
+    N0_ITC = "N0(i+)"  # isolated tumour cells only (< 0.2 mm); not counted as positive
     N1 = "N1"
     N2 = "N2"
     N3A = "N3a"
     N3B = "N3b"
+
+
+ReportStatus = Literal["partial", "preliminary", "amended", "final", "corrected"]
+"""FHIR DiagnosticReport.status of a report version (services/reporter/versions.py: the lifecycle)."""
 
 
 class ReportReady(Event):
@@ -39,6 +44,15 @@ class ReportReady(Event):
     ln_positive: int = Field(ge=0)
     ln_negative: int = Field(ge=0)
     ln_examined: int = Field(ge=0)
+    ln_itc: int = Field(
+        default=0,
+        ge=0,
+        description="Nodes with isolated tumour cells only (< 0.2 mm): examined, not positive.",
+    )
+    report_status: ReportStatus | None = Field(
+        default=None,
+        description="FHIR status of the version: preliminary, partial, amended, final, corrected.",
+    )
     pn_category: PnCategory | None = Field(
         default=None, description="None for studies without lymph-node slides."
     )
@@ -56,8 +70,8 @@ class ReportReady(Event):
 
     @model_validator(mode="after")
     def _counts_add_up(self) -> ReportReady:
-        if self.ln_examined != self.ln_positive + self.ln_negative:
-            raise ValueError("ln_examined must equal ln_positive + ln_negative")
+        if self.ln_examined != self.ln_positive + self.ln_negative + self.ln_itc:
+            raise ValueError("ln_examined must equal ln_positive + ln_negative + ln_itc")
         if self.slides_complete + self.slides_failed > self.slide_count:
             raise ValueError("slides_complete + slides_failed cannot exceed slide_count")
         if self.pn_category is None:

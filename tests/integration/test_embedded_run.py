@@ -12,11 +12,15 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from sqlalchemy import select
 
 from pathstream.services.demo.cohort import write_demo_study
 from pathstream.services.demo.run import MARROW_CHECKPOINT
 from pathstream.services.reporter.staging import pn_category
+from pathstream.shared.db.engine import create_db_engine, session_factory
+from pathstream.shared.db.models import StudyReport
 from tests.conftest import SHARED_DATA
+from tests.fhir_schema import assert_fhir_r4_valid
 from tests.integration.cli_runs import demo_model_env, pathstream_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -43,11 +47,12 @@ def test_demo_reports_counts_pn_and_every_ln(demo: dict[str, Any]) -> None:
     assert [s["slide_id"] for s in study["slides"]] == [f"DEMO-0001_A{i}" for i in range(1, 5)]
     assert study["positive"] == sum(s["positive"] for s in study["slides"])
     assert study["negative"] == sum(s["negative"] for s in study["slides"])
-    assert study["pn_category"] == pn_category(study["positive"])
+    assert study["pn_category"] == pn_category(study["positive"], study["itc"])
+    assert study["examined"] == study["positive"] + study["negative"] + study["itc"]
     assert study["below_ajcc_minimum"] == (study["examined"] < 15)
     for slide in study["slides"]:
         assert slide["status"] == "complete" and len(slide["lns"]) == slide["ln_count"] > 0
-        assert slide["pn_category"] == pn_category(slide["positive"])
+        assert slide["pn_category"] == pn_category(slide["positive"], slide["itc"])
         for ln in slide["lns"]:
             assert 0.0 <= ln["score"] <= 1.0 and ln["label"] == (
                 "positive" if ln["score"] >= 0.4 else "negative"
@@ -59,12 +64,60 @@ def test_demo_reports_counts_pn_and_every_ln(demo: dict[str, Any]) -> None:
         )
 
 
-def test_demo_writes_valid_fhir_for_every_version(demo: dict[str, Any]) -> None:
-    reports = sorted((Path(demo["out"]) / "results" / "reports" / "DEMO-0001").glob("report-v*.json"))
-    assert len(reports) == _study(demo, "DEMO-0001")["report_version"]
-    final = DiagnosticReport.model_validate(json.loads(reports[-1].read_text()))
+def _reports(demo: dict[str, Any]) -> list[dict[str, Any]]:
+    folder = Path(demo["out"]) / "results" / "reports" / "DEMO-0001"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("report-v*.json"))]
+
+
+def test_demo_writes_one_valid_report_not_one_per_event(demo: dict[str, Any]) -> None:
+    reports = _reports(demo)
+    # The first report waits for the whole slide set: one version, not one per slide and LN.
+    assert len(reports) == _study(demo, "DEMO-0001")["report_version"] == 1
+    for document in reports:
+        assert_fhir_r4_valid(document)
+    final = DiagnosticReport.model_validate(reports[-1])
     assert final.status == "preliminary" and final.conclusion is not None
-    assert f"p{_study(demo, 'DEMO-0001')['pn_category']};" in final.conclusion  # e.g. "pN2;"
+    assert f"p{_study(demo, 'DEMO-0001')['pn_category']} (AJCC 8th)" in final.conclusion  # e.g. "pN2"
+
+
+def test_demo_study_signs_out_to_final_and_amends_after_it(demo: dict[str, Any]) -> None:
+    """Sign-out and an amendment through the real CLI, on the demo's database."""
+    env = {"PATHSTREAM_DATABASE_URL": f"sqlite:///{Path(demo['out']) / 'data' / 'pathstream.db'}"}
+    assert (
+        pathstream_cli("users", "add", "drx", "--role", "pathologist", "--name", "Dr X", env=env).returncode
+        == 0
+    )
+    issued = pathstream_cli("users", "token", "drx", env=env)
+    assert issued.returncode == 0, issued.stderr
+    env["PATHSTREAM_REVIEW_TOKEN"] = issued.stdout.strip()
+    signed = pathstream_cli("review", "sign-out", "DEMO-0001", "--reason", "agreed", env=env)
+    assert signed.returncode == 0 and "final" in signed.stdout, signed.stderr
+    again = pathstream_cli("review", "sign-out", "DEMO-0001", env=env)
+    assert again.returncode != 0 and "already signed out" in again.stderr
+    study = json.loads(pathstream_cli("review", "show", "DEMO-0001", "--json", env=env).stdout)
+    node = next(n for s in study["slides"] for n in s["lns"] if n["label"] == "negative")
+    changed = pathstream_cli(
+        "review", "label", node["ln_id"], "positive", "--reason", "tumour on recut", env=env
+    )
+    assert changed.returncode == 0, changed.stderr
+    view = json.loads(pathstream_cli("review", "show", "DEMO-0001", "--json", env=env).stdout)
+    assert view["status"] == "corrected" and view["report_version"] == 3  # a call changed after final
+    engine = create_db_engine(env["PATHSTREAM_DATABASE_URL"])
+    with session_factory(engine)() as session:
+        rows = session.scalars(
+            select(StudyReport).where(StudyReport.study_id == "DEMO-0001").order_by(StudyReport.version)
+        ).all()
+        documents = [r.fhir for r in rows]
+    engine.dispose()
+    assert [d["status"] for d in documents] == ["preliminary", "final", "corrected"]
+    assert len({d["id"] for d in documents}) == 1 and [d["meta"]["versionId"] for d in documents] == [
+        "1",
+        "2",
+        "3",
+    ]
+    assert documents[1]["resultsInterpreter"][0]["display"] == "Dr X"
+    for document in documents:
+        assert_fhir_r4_valid(document)
 
 
 def test_demo_models_find_and_call_the_synthetic_nodes(demo: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
+from tests.fhir_schema import assert_fhir_r4_valid
 from tests.integration.cli_runs import pathstream_cli
 from tests.integration.marrow_fixtures import small_checkpoint, write_smears
 
@@ -63,9 +64,14 @@ def test_run_prints_and_stores_the_case_calls(smears: dict[str, Any]) -> None:
     observations = [r for r in fhir["contained"] if r["id"].startswith("marrow-")]
     assert len(observations) == 2
     by_slide = {o["identifier"][0]["value"]: o for o in observations}
+    snomed = {"mds": "109995007", "aml": "91861009", "donor": "17621005"}
     for slide in study["slides"]:
-        coding = by_slide[slide["slide_id"]]["valueCodeableConcept"]["coding"][0]
-        assert coding["code"] == slide["marrow"]["case_call"]
+        snomed_coding, local = by_slide[slide["slide_id"]]["valueCodeableConcept"]["coding"]
+        assert snomed_coding["system"] == "http://snomed.info/sct"
+        assert snomed_coding["code"] == snomed[slide["marrow"]["case_call"]]
+        assert local["code"] == slide["marrow"]["case_call"]
+    assert not any(r["id"].startswith("ln-") or r["id"] == "pn" for r in fhir["contained"])
+    assert_fhir_r4_valid(fhir)
     assert "regional lymph nodes" not in fhir["conclusion"]
     assert "bone marrow BM26-0009_S1" in fhir["conclusion"]
 

@@ -29,6 +29,7 @@ TABLES = {
     "api_tokens",
     "dead_letter_replays",
     "slide_reprocessing",
+    "study_orders",
 }
 
 

@@ -1,20 +1,23 @@
 """What a study report is computed from: per-slide LN counts and per-LN effective findings.
 
 The label that counts is `LymphNode.effective_label` (the pathologist's over the model's); LNs a
-pathologist removed do not count. The reporter turns these inputs into
-report versions; comparing them before and after applying an event shows whether it changed
-anything.
+pathologist removed do not count. Each node's largest deposit is the pathologist's size when set,
+else measured from its lesion polygons at the slide's resolution; its class (ITC / micro / macro)
+follows from `services/reporter/staging.py`. The reporter turns these inputs into report versions;
+comparing them before and after applying an event shows whether it changed anything.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pathstream.shared.db.models import AuditEntry, LymphNode, MarrowResult, Slide, SlideStatus
+from pathstream.services.reporter.staging import DepositClass, NodeCounts, deposit_class, largest_deposit_mm
+from pathstream.shared.db.models import LymphNode, MarrowResult, Slide, SlideStatus, Study, StudyOrder
 from pathstream.shared.events import LnLabel, MarrowClass, Specimen
 
 
@@ -29,6 +32,15 @@ class LymphNodeFinding:
     label: LnLabel | None
     model_version: str | None
     reviewed: bool
+    deposit_mm: float | None = None
+    """Largest dimension of the largest deposit (mm): the pathologist's, else from the polygons."""
+    deposit_measured_by: str | None = None
+    """"pathologist", "model" (lesion polygons) or None (not measured)."""
+
+    @property
+    def deposit_class(self) -> DepositClass | None:
+        """None while unscored; otherwise what `staging.deposit_class` makes of label and size."""
+        return deposit_class(self.label, self.deposit_mm)
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,26 @@ class SlideInputs:
     ln_scored: int
     ln_positive: int
     ln_negative: int
+    counts: NodeCounts = field(default_factory=NodeCounts)
+    """The slide's scored nodes by class (ITC nodes are in neither `ln_positive` nor `ln_negative`)."""
+    detector_model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderInputs:
+    """What the laboratory's order says about the study (no order: None in `StudyInputs`)."""
+
+    patient_id: str
+    patient_id_system: str | None
+    placer_order_number: str | None
+    placer_system: str | None
+    specimen_id: str | None
+    specimen: str | None
+    expected_slide_ids: tuple[str, ...]
+    expected_slide_count: int | None
+    ordered_at: str | None
+    collected_at: str | None
+    ordering_provider: str | None
 
 
 @dataclass(frozen=True)
@@ -63,20 +95,31 @@ class StudyInputs:
     study_id: str
     slides: tuple[SlideInputs, ...]
     lymph_nodes: tuple[LymphNodeFinding, ...]
-    amendments: int = 0
-    """Pathologist amendments recorded for the study (audit entries)."""
     marrow: tuple[MarrowFinding, ...] = ()
     """Case calls of the study's bone-marrow smears, by slide id."""
+    order: OrderInputs | None = None
+    slides_closed_by: str | None = None
+    """Without an order: 'run' or 'settled' once the slide set was declared complete."""
+    signed_out_by: str | None = None
+    signed_out_at: str | None = None
+    first_scanned_at: str | None = None
+    """When the first of the study's slides became known (the report's effective time without an
+    order's collection time), ISO 8601 UTC."""
+
+    @property
+    def counts(self) -> NodeCounts:
+        """Scored nodes of every slide by class."""
+        return NodeCounts.of(ln.deposit_class for ln in self.lymph_nodes)
 
     @property
     def ln_positive(self) -> int:
-        """Positive LNs over all slides of the study."""
-        return sum(s.ln_positive for s in self.slides)
+        """Nodes counted positive for pN over all slides (micro / macro / unmeasured; not ITC)."""
+        return self.counts.positive
 
     @property
     def ln_negative(self) -> int:
-        """Negative LNs over all slides of the study."""
-        return sum(s.ln_negative for s in self.slides)
+        """Nodes without tumour over all slides."""
+        return self.counts.negative
 
 
 def load_study_inputs(session: Session, study_id: str) -> StudyInputs:
@@ -113,24 +156,15 @@ def load_study_inputs(session: Session, study_id: str) -> StudyInputs:
         .where(LymphNode.study_id == study_id, LymphNode.removed.is_(False))
         .order_by(LymphNode.slide_id, LymphNode.index, LymphNode.ln_id)
     ).all()
-    findings = tuple(
-        LymphNodeFinding(
-            ln_id=n.ln_id,
-            slide_id=n.slide_id,
-            index=n.index,
-            score=n.score,
-            label=n.effective_label,
-            model_version=n.model_version,
-            reviewed=n.label_reviewed,
-        )
-        for n in nodes
-    )
+    mpp = {s.slide_id: s.mpp_x for s in slides}
+    findings = tuple(_finding(n, mpp.get(n.slide_id)) for n in nodes)
     by_slide: dict[str, list[LymphNodeFinding]] = defaultdict(list)
     for finding in findings:
         by_slide[finding.slide_id].append(finding)
     slide_inputs = []
     for slide in slides:
         own = by_slide[slide.slide_id]
+        counts = NodeCounts.of(f.deposit_class for f in own)
         slide_inputs.append(
             SlideInputs(
                 slide_id=slide.slide_id,
@@ -140,13 +174,12 @@ def load_study_inputs(session: Session, study_id: str) -> StudyInputs:
                 if slide.ln_count is None
                 else slide.ln_count - removed.get(slide.slide_id, 0) + added.get(slide.slide_id, 0),
                 ln_scored=sum(1 for f in own if f.label is not None),
-                ln_positive=sum(1 for f in own if f.label == LnLabel.POSITIVE),
-                ln_negative=sum(1 for f in own if f.label == LnLabel.NEGATIVE),
+                ln_positive=counts.positive,
+                ln_negative=counts.negative,
+                counts=counts,
+                detector_model_version=slide.detector_model_version,
             )
         )
-    amendments = session.scalar(
-        select(func.count()).select_from(AuditEntry).where(AuditEntry.study_id == study_id)
-    )
     marrow = tuple(
         MarrowFinding(
             slide_id=m.slide_id,
@@ -159,10 +192,61 @@ def load_study_inputs(session: Session, study_id: str) -> StudyInputs:
             select(MarrowResult).where(MarrowResult.study_id == study_id).order_by(MarrowResult.slide_id)
         )
     )
+    study = session.get(Study, study_id)
+    first_seen = min((s.created_at for s in slides), default=None)
     return StudyInputs(
         study_id=study_id,
         slides=tuple(slide_inputs),
         lymph_nodes=findings,
-        amendments=amendments or 0,
         marrow=marrow,
+        order=_order_inputs(session.get(StudyOrder, study_id)),
+        slides_closed_by=None if study is None else study.slides_closed_by,
+        signed_out_by=None if study is None else study.signed_out_by,
+        signed_out_at=None if study is None or study.signed_out_at is None else _iso(study.signed_out_at),
+        first_scanned_at=None if first_seen is None else _iso(first_seen),
+    )
+
+
+def _iso(moment: datetime) -> str:
+    # SQLite hands datetimes back without a zone; they were written in UTC.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def _finding(node: LymphNode, mpp: float | None) -> LymphNodeFinding:
+    label = node.effective_label
+    measured_by: str | None = None
+    size: float | None = None
+    if node.review_deposit_mm is not None:
+        size, measured_by = float(node.review_deposit_mm), "pathologist"
+    elif label == LnLabel.POSITIVE and node.lesion_polygons and mpp:
+        size = largest_deposit_mm(node.lesion_polygons, mpp)
+        measured_by = None if size is None else "model"
+    return LymphNodeFinding(
+        ln_id=node.ln_id,
+        slide_id=node.slide_id,
+        index=node.index,
+        score=node.score,
+        label=label,
+        model_version=node.model_version,
+        reviewed=node.label_reviewed or node.review_deposit_mm is not None,
+        deposit_mm=None if size is None else round(size, 3),
+        deposit_measured_by=measured_by,
+    )
+
+
+def _order_inputs(order: StudyOrder | None) -> OrderInputs | None:
+    if order is None:
+        return None
+    return OrderInputs(
+        patient_id=order.patient_id,
+        patient_id_system=order.patient_id_system,
+        placer_order_number=order.placer_order_number,
+        placer_system=order.placer_system,
+        specimen_id=order.specimen_id,
+        specimen=None if order.specimen is None else order.specimen.value,
+        expected_slide_ids=tuple(order.expected_slide_ids or ()),
+        expected_slide_count=order.expected_slide_count,
+        ordered_at=None if order.ordered_at is None else _iso(order.ordered_at),
+        collected_at=None if order.collected_at is None else _iso(order.collected_at),
+        ordering_provider=order.ordering_provider,
     )
