@@ -34,5 +34,5 @@ def order_handler(intake: OrderIntake):  # type: ignore[no-untyped-def]
 async def start_order_listener(host: str, port: int, intake: OrderIntake) -> asyncio.base_events.Server:
     """Listen for HL7 v2 orders on host:port (MLLP); returns the started server."""
     server = await serve_mllp(host, port, order_handler(intake))
-    log.info("order_listener_started", host=host, port=port)
+    log.info("order_listener_started", host=host, port=server.sockets[0].getsockname()[1])
     return server

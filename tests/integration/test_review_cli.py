@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pathstream.services.reporter.handler import ReporterHandler
+from pathstream.services.reporter.slide_sets import RUN
 from pathstream.shared.db import migrate
 from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.settings import PathStreamSettings
@@ -39,6 +40,7 @@ def test_users_tokens_and_review_commands(pg_url: str, tmp_path: Path) -> None:
     reporter = ReporterHandler(PathStreamSettings(data_dir=tmp_path), session_factory(engine))
     for event in [slide_detected(ln_count=2), ln_scored(0, 0.9), ln_scored(1, 0.1)]:
         reporter.handle(event)
+    reporter.close_slide_set("ST-001", RUN)  # report version 1 (preliminary)
     engine.dispose()
 
     assert _cli(pg_url, "users", "add", "paula", "--role", "pathologist").returncode == 0
@@ -57,7 +59,7 @@ def test_users_tokens_and_review_commands(pg_url: str, tmp_path: Path) -> None:
     done = _cli(
         pg_url, "review", "label", "S-001-ln001", "positive", "--reason", "deeper levels", token=paula
     )
-    assert done.returncode == 0 and "report version 4" in done.stdout, done.stderr
+    assert done.returncode == 0 and "report version 2" in done.stdout, done.stderr
     exported = tmp_path / "S-001.geojson"
     assert _cli(pg_url, "review", "export", "S-001", "--out", str(exported), token=vera).returncode == 0
     collection = json.loads(exported.read_text())
@@ -65,8 +67,20 @@ def test_users_tokens_and_review_commands(pg_url: str, tmp_path: Path) -> None:
     exported.write_text(json.dumps(collection))
     imported = _cli(pg_url, "review", "import", "S-001", str(exported), "--reason", "not a node", token=paula)
     assert imported.returncode == 0 and "remove on S-001-ln000" in imported.stdout, imported.stderr
+    early_viewer = _cli(pg_url, "review", "sign-out", "ST-001", token=vera)
+    assert early_viewer.returncode == 2 and "Traceback" not in early_viewer.stderr
+    signed = _cli(pg_url, "review", "sign-out", "ST-001", "--reason", "checked", token=paula)
+    assert signed.returncode == 0 and "report version 4" in signed.stdout, signed.stderr
+    twice = _cli(pg_url, "review", "sign-out", "ST-001", token=paula)
+    assert twice.returncode == 2 and "already signed out" in twice.stderr, twice.stderr
+    size = _cli(pg_url, "review", "deposit", "S-001-ln001", "0.5", "--reason", "measured", token=paula)
+    assert size.returncode == 0 and "report version 5" in size.stdout, size.stderr
+    bad_size = _cli(pg_url, "review", "deposit", "S-001-ln001", "-1", "--reason", "r", token=paula)
+    assert bad_size.returncode == 2 and "Traceback" not in bad_size.stderr
+    shown = _cli(pg_url, "review", "show", "ST-001", "--json", token=vera)
+    assert json.loads(shown.stdout)["status"] == "corrected"
     audit = _cli(pg_url, "review", "audit", "ST-001", token=vera)
-    assert audit.returncode == 0 and audit.stdout.count("paula") == 2
+    assert audit.returncode == 0 and audit.stdout.count("paula") == 4, audit.stdout
 
     listed = _cli(pg_url, "users", "tokens", "vera").stdout
     token_id = vera.split("_")[1]
