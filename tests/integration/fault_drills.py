@@ -94,6 +94,8 @@ def cluster_env(
         **demo_model_env(work / "cluster"),
         "PATHSTREAM_ALLOWED_ROOTS": str(work),
         "PATHSTREAM_REPORT_OUTBOX_POLL_S": "0.5",
+        # The drills send slides without an order: their slide set closes after this settle time.
+        "PATHSTREAM_STUDY_SETTLE_S": "3",
         "PATHSTREAM_HANDLER_GRACEFUL_TIMEOUT_S": "10",
         "PATHSTREAM_HANDLER_OUTAGE_MAX_WAIT_S": "2",
         "PATHSTREAM_LOG_LEVEL": "INFO",
