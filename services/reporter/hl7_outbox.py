@@ -137,12 +137,13 @@ class LisSender:
             log.info("oru_sent", study_id=study_id, report_version=version)
         else:
             error = ErrorCode.LIS_REJECTED if code else ErrorCode.LIS_UNAVAILABLE
+            # The LIS's own words may name the patient: they go to the row, not to the log.
             log.warning(
                 "oru_not_sent",
                 study_id=study_id,
                 report_version=version,
                 error_code=error.value,
-                error=detail,
+                ack_code=code or None,
             )
         return Delivery(study_id, version, accepted, detail)
 

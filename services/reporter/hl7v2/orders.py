@@ -22,21 +22,18 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message, Segment
 from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
-from pydantic import TypeAdapter, ValidationError
 
 from pathstream.services.reporter.hl7v2.er7 import component, escape, parse_timestamp, timestamp
-from pathstream.services.reporter.orders.fhir_orders import MAX_EXPECTED_SLIDES
+from pathstream.services.reporter.orders.checks import checked_id, expected_slides, invalid_order
 from pathstream.services.reporter.orders.model import LabOrder
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import Specimen
-from pathstream.shared.events.base import Identifier
 
 ORDER_TYPES = frozenset({("OML", "O21"), ("OML", "O33"), ("ORM", "O01")})
 SLIDE_COUNT_CODE = "PATHSTREAM-SLIDES"
 SLIDE_ID_CODE = "PATHSTREAM-SLIDE"
 SPECIMEN_CODES = {"258589002": Specimen.LYMPH_NODE, "119359002": Specimen.BONE_MARROW}
 CANCELLING_CONTROLS = frozenset({"CA", "OC", "DC", "OD"})
-_IDENTIFIER = TypeAdapter(Identifier)
 _HINT = "Send OML^O21, OML^O33 or ORM^O01 as described in the README (Reports: orders)."
 
 
@@ -48,7 +45,7 @@ class UnreadableMessage(PathStreamError):
 
 
 def _invalid(message: str, hint: str = _HINT) -> PathStreamError:
-    return PathStreamError(ErrorCode.INVALID_ORDER, message, hint=hint)
+    return invalid_order(message, hint)
 
 
 def _normalise(text: str) -> str:
@@ -85,11 +82,7 @@ def _segments(message: Message, name: str) -> list[Segment]:
 
 
 def _checked_id(value: str, what: str) -> str:
-    try:
-        return _IDENTIFIER.validate_python(value)
-    except ValidationError as exc:
-        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise _invalid(f"The {what} {value!r} is not usable: {reason}.") from None
+    return checked_id(value, what, _HINT)
 
 
 def _time(value: str, what: str) -> datetime | None:
@@ -132,17 +125,7 @@ def _expected_slides(message: Message) -> tuple[tuple[str, ...], int | None]:
         container = component(sac, 3, 1, encoding=enc)
         if container:
             ids.append(_checked_id(container, "slide id (SAC-3)"))
-    ids = list(dict.fromkeys(ids))
-    if count is not None and not 1 <= count <= MAX_EXPECTED_SLIDES:
-        raise _invalid(f"The expected slide count {count} is outside 1-{MAX_EXPECTED_SLIDES}.")
-    if len(ids) > MAX_EXPECTED_SLIDES:
-        raise _invalid(f"The order names {len(ids)} slides; at most {MAX_EXPECTED_SLIDES}.")
-    if count is not None and ids and count != len(ids):
-        raise _invalid(
-            f"The order expects {count} slides ({SLIDE_COUNT_CODE}) but names {len(ids)} slide ids.",
-            hint="Send either the count or the ids, or make them agree.",
-        )
-    return tuple(ids), count if count is not None else (len(ids) or None)
+    return expected_slides(list(dict.fromkeys(ids)), count, _HINT, count_name=SLIDE_COUNT_CODE)
 
 
 def parse_order_message(text: str) -> LabOrder:

@@ -20,36 +20,30 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
+from pathstream.services.reporter.orders.checks import checked_id, expected_slides, invalid_order
 from pathstream.services.reporter.orders.model import LabOrder
-from pathstream.shared.errors import ErrorCode, PathStreamError
+from pathstream.shared.errors import PathStreamError
 from pathstream.shared.events import Specimen
-from pathstream.shared.events.base import Identifier
 
 EXTENSION_BASE = "https://pathstream.org/fhir/StructureDefinition/"
 EXPECTED_SLIDES = EXTENSION_BASE + "expected-slides"
 EXPECTED_SLIDE_ID = EXTENSION_BASE + "expected-slide-id"
 SPECIMEN_KIND = EXTENSION_BASE + "specimen-kind"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
-MAX_EXPECTED_SLIDES = 500
 REQUEST_STATUSES = ("draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown")
-_IDENTIFIER = TypeAdapter(Identifier)
 _HINT = "Send a FHIR R4 ServiceRequest as described in the README (Reports: orders)."
 
 
 def _invalid(message: str, hint: str = _HINT) -> PathStreamError:
-    return PathStreamError(ErrorCode.INVALID_ORDER, message, hint=hint)
+    return invalid_order(message, hint)
 
 
 def _checked_id(value: str | None, what: str) -> str:
     if value is None or not value.strip():
         raise _invalid(f"The ServiceRequest has no {what}.")
-    try:
-        return _IDENTIFIER.validate_python(value.strip())
-    except ValidationError as exc:
-        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise _invalid(f"The {what} {value.strip()!r} is not usable: {reason}.") from None
+    return checked_id(value.strip(), what, _HINT)
 
 
 def _typed_identifier(request: ServiceRequest, code: str) -> Any | None:
@@ -81,18 +75,7 @@ def _expected_slides(request: ServiceRequest) -> tuple[tuple[str, ...], int | No
             if extension.valueInteger is None:
                 raise _invalid(f"Extension {EXPECTED_SLIDES} needs a valueInteger (the slide count).")
             count = int(extension.valueInteger)
-    if len(set(ids)) != len(ids):
-        raise _invalid("The ServiceRequest names the same expected slide id twice.")
-    if count is not None and not 1 <= count <= MAX_EXPECTED_SLIDES:
-        raise _invalid(f"The expected slide count {count} is outside 1-{MAX_EXPECTED_SLIDES}.")
-    if len(ids) > MAX_EXPECTED_SLIDES:
-        raise _invalid(f"The ServiceRequest names {len(ids)} slides; at most {MAX_EXPECTED_SLIDES}.")
-    if count is not None and ids and count != len(ids):
-        raise _invalid(
-            f"The ServiceRequest expects {count} slides but names {len(ids)} slide ids.",
-            hint="Send either the count or the ids, or make them agree.",
-        )
-    return tuple(ids), count if count is not None else (len(ids) or None)
+    return expected_slides(ids, count, _HINT, count_name="extension expected-slides")
 
 
 def _specimen_kind(request: ServiceRequest) -> Specimen | None:

@@ -88,7 +88,7 @@ def _with(**changes: Any) -> dict[str, Any]:
         (_with(status="revoked"), "does not cancel"),
         (
             _with(extension=[*REQUEST["extension"], {"url": EXPECTED_SLIDES, "valueInteger": 5}]),
-            "expects 5 slides but names 2",
+            "expects 5 slides (extension expected-slides) but names 2",
         ),
         (_with(extension=[{"url": EXPECTED_SLIDES, "valueInteger": 0}]), "outside 1-500"),
         (_with(extension=[{"url": EXPECTED_SLIDE_ID, "valueString": "S-1"}] * 2), "same expected slide id"),
