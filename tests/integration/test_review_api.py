@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from openapi_spec_validator import validate
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -120,6 +121,10 @@ def test_every_route_needs_a_valid_token(api: Api) -> None:
     assert api.call("PUT", "/lymph-nodes/S-001-ln000/label", None, json={}).status_code == 401
     schema = api.call("GET", "/openapi.json", api.viewer)
     assert schema.status_code == 200 and "/lymph-nodes/{ln_id}/label" in schema.json()["paths"]
+    assert {"/orders", "/studies/{study_id}/sign-out", "/lymph-nodes/{ln_id}/deposit-size"} <= set(
+        schema.json()["paths"]
+    )
+    validate(schema.json())  # an OpenAPI validator that did not write the document
 
 
 def test_revoked_tokens_and_disabled_users_are_refused(api: Api) -> None:
