@@ -49,6 +49,7 @@ from pathstream.services.demo.cohort import DemoSlide, write_demo_study
 from pathstream.services.operations.dead_letters import DlqEntry, dead_letter_topics, read_dead_letters
 from pathstream.services.reporter.handler import CONSUMER as REPORTER_GROUP
 from pathstream.services.reporter.handler import REPORTER_INPUTS
+from pathstream.services.reporter.store.report_inputs import load_study_inputs
 from pathstream.services.review.auth import DatabaseTokens
 from pathstream.shared.bus.admin import ensure_topics, topic_partitions
 from pathstream.shared.bus.broker import build_broker, client_kwargs
@@ -113,6 +114,8 @@ class StudyResult:
     report_version: int
     lns: dict[str, tuple[str, float]]
     """ln_id -> (effective label, score)."""
+    rows_positive: int
+    """Nodes the LN rows count toward pN (positive label and not isolated tumour cells only)."""
 
 
 @dataclass
@@ -379,8 +382,9 @@ class Round:
         with self.sessions() as session:
             rows = session.scalars(select(LymphNode).where(LymphNode.study_id == final.study_id)).all()
             lns = {r.ln_id: (r.effective_label.value, float(r.score or 0.0)) for r in rows}
+            rows_positive = load_study_inputs(session, final.study_id).counts.positive
         pn = final.pn_category.value if final.pn_category is not None else None
-        return StudyResult(final.ln_positive, final.ln_negative, pn, final.report_version, lns)
+        return StudyResult(final.ln_positive, final.ln_negative, pn, final.report_version, lns, rows_positive)
 
     async def lag(self) -> dict[str, int]:
         """Uncommitted messages per service group (each topic has the round's 4 partitions)."""
@@ -480,7 +484,7 @@ async def run_drill(
         result = round_.result()
     except Exception as exc:  # a round that could not finish is a failed outcome, not a crash
         outcome.details.append(f"{type(exc).__name__}: {exc}; logs in {round_.dir / 'logs'}")
-        result = StudyResult(0, 0, None, 0, {})
+        result = StudyResult(0, 0, None, 0, {}, 0)
     finally:
         await round_.stop()
     outcome.seconds = round(time.perf_counter() - started, 1)
@@ -516,7 +520,8 @@ async def _check(
         amended = {ln for ln, (label, _) in result.lns.items() if label != baseline.lns.get(ln, ("", 0))[0]}
         amended -= round_.amended
         same_scores = all(abs(result.lns[ln][1] - baseline.lns[ln][1]) < 1e-5 for ln in result.lns)
-        expected_positive = sum(1 for label, _ in result.lns.values() if label == "positive")
+        # ITC-only nodes carry a positive label but do not count toward pN (AJCC 8th).
+        expected_positive = result.rows_positive
         outcome.report = (
             not amended
             and same_scores
