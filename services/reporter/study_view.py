@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from pathstream.services.reporter.staging import pn_category
 from pathstream.services.reporter.store.report_inputs import load_study_inputs
-from pathstream.services.reporter.summary import StudySummary, summarise
+from pathstream.services.reporter.summary import summarise
+from pathstream.services.reporter.versions import version_status
 from pathstream.shared.db.models import LymphNode, MarrowResult, Slide, StudyReport
 
 
@@ -67,7 +68,8 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
     return {
         "study_id": study_id,
         "report_version": None if latest is None else latest.version,
-        "status": _status(summary, latest),
+        # The latest issued version's status; "in progress" before the first report.
+        "status": "in progress" if latest is None else version_status(latest),
         "ready": summary.ready,
         "waiting_for": list(summary.waiting_for),
         "signed_out_by": summary.signed_out_by,
@@ -85,13 +87,6 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
         "model_versions": list(summary.model_versions),
         "slides": slides,
     }
-
-
-def _status(summary: StudySummary, latest: StudyReport | None) -> str:
-    """The latest issued version's status, or "in progress" before the first report."""
-    if latest is None:
-        return "in progress"
-    return latest.status or str(latest.fhir.get("status"))
 
 
 def _deposit(finding: Any) -> dict[str, Any]:

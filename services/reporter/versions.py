@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -35,6 +35,7 @@ from pathstream.services.reporter.fhir import ReportContext, diagnostic_report
 from pathstream.services.reporter.store.report_inputs import load_study_inputs
 from pathstream.services.reporter.summary import StudySummary, summarise
 from pathstream.shared.db.models import SlideReport, SlideStatus, Study, StudyReport, User
+from pathstream.shared.db.timestamps import stored_utc
 from pathstream.shared.events import ReportReady, ReportStatus
 from pathstream.shared.events.base import utc_now
 from pathstream.shared.logs import get_logger
@@ -101,8 +102,9 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _latest_status(row: StudyReport) -> str:
-    # Versions written before migration 0007 have no status column; their FHIR document has it.
+def version_status(row: StudyReport) -> str:
+    """A stored version's FHIR status (versions written before migration 0007 have no status
+    column; their FHIR document has it)."""
     return row.status or str(row.fhir.get("status", "partial"))
 
 
@@ -113,12 +115,15 @@ def _after_final_status(latest: StudyReport, summary: StudySummary) -> ReportSta
     return "corrected" if staging_changed else "amended"
 
 
+def _signed(latest: StudyReport | None) -> bool:
+    return latest is not None and bool((latest.content or {}).get("signed_out"))
+
+
 def next_status(latest: StudyReport | None, summary: StudySummary, trigger: str) -> ReportStatus | None:
     """The status the next version would have, or None when no version may be written now."""
-    signed_before = latest is not None and bool((latest.content or {}).get("signed_out"))
     if trigger == SIGN_OUT:
         return "final"
-    if signed_before:
+    if _signed(latest):
         if not trigger.startswith(REVIEW_PREFIX):
             return None  # held: a signed report changes only through a pathologist
         assert latest is not None
@@ -128,8 +133,8 @@ def next_status(latest: StudyReport | None, summary: StudySummary, trigger: str)
     status: ReportStatus = "partial" if summary.slides_failed else "preliminary"
     if trigger.startswith(REVIEW_PREFIX):
         status = "amended"
-    if latest is not None and _RANK[_latest_status(latest)] > _RANK[status]:
-        status = _latest_status(latest)  # type: ignore[assignment]
+    if latest is not None and _RANK[version_status(latest)] > _RANK[status]:
+        status = version_status(latest)  # type: ignore[assignment]
     return status
 
 
@@ -167,18 +172,13 @@ def record_report_version(
     latest = _latest(session, study_id)
     status = next_status(latest, summary, trigger)
     if status is None:
-        if (
-            latest is not None
-            and trigger != SIGN_OUT
-            and summary.signed_out_by
-            and not trigger.startswith(REVIEW_PREFIX)
-        ):
+        if _signed(latest) and not trigger.startswith(REVIEW_PREFIX):
             log.info("signed_report_change_held", study_id=study_id, trigger=trigger)
         return None
     reader = _jsonable(summary.reader_content())
     if (
         latest is not None
-        and _latest_status(latest) == status
+        and version_status(latest) == status
         and (latest.content or {}).get("reader") == reader
     ):
         return None
@@ -231,8 +231,7 @@ def report_ready(row: StudyReport) -> ReportReady:
     """The `ReportReady` event of a stored report version (same version -> same event id)."""
     return ReportReady(
         event_id=uuid.uuid5(_EVENT_NAMESPACE, f"{row.study_id}/{row.version}"),
-        # SQLite hands datetimes back without a zone; they were written in UTC.
-        occurred_at=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
+        occurred_at=stored_utc(row.created_at),
         study_id=row.study_id,
         report_version=row.version,
         slide_count=row.slide_count,

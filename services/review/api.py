@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pathstream.services.reporter.orders.fhir_orders import parse_service_request
 from pathstream.services.reporter.orders.intake import OrderIntake
-from pathstream.services.review.amendments import MAX_REASON_CHARS, Amendment, Review
+from pathstream.services.review.amendments import MAX_DEPOSIT_MM, MAX_REASON_CHARS, Amendment, Review
 from pathstream.services.review.auth import Authenticator, Principal
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import SCHEMA_VERSION, LnLabel
@@ -89,7 +89,9 @@ class DepositSize(_Body):
     """The largest dimension of the LN's largest tumour deposit, measured by the pathologist."""
 
     deposit_mm: float | None = Field(
-        ge=0, le=200, description="Millimetres (ITC < 0.2, micro 0.2-2, macro > 2); null clears it."
+        ge=0,
+        le=MAX_DEPOSIT_MM,
+        description="Millimetres (ITC < 0.2, micro 0.2-2, macro > 2); null clears it.",
     )
     reason: Reason
 

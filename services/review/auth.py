@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pathstream.shared.db.models import ApiToken, Role, User
+from pathstream.shared.db.timestamps import stored_utc
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events.base import utc_now
 from pathstream.shared.naming import safe_id
@@ -68,11 +69,6 @@ class Authenticator(Protocol):
 def token_sha256(token: str) -> str:
     """Hex SHA-256 of a token as stored in `api_tokens.token_sha256`."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands datetimes back without a zone; they were written in UTC.
-    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class DatabaseTokens:
@@ -155,7 +151,7 @@ class DatabaseTokens:
             row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == token_sha256(bearer)))
             if row is None or row.revoked_at is not None:
                 return None
-            expires = _aware(row.expires_at)
+            expires = None if row.expires_at is None else stored_utc(row.expires_at)
             if expires is not None and expires <= now:
                 return None
             user = session.get(User, row.user_id)

@@ -12,7 +12,7 @@ the expected slides or specimen details is accepted until the report is signed o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +20,7 @@ from pathstream.services.reporter.orders.model import LabOrder
 from pathstream.services.reporter.store.upserts import ensure_study
 from pathstream.services.reporter.versions import DEFAULT_LAB, record_report_version
 from pathstream.shared.db.models import Study, StudyOrder
+from pathstream.shared.db.timestamps import stored_utc
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.logs import get_logger
 
@@ -60,10 +61,7 @@ def _columns(order: LabOrder) -> dict[str, object]:
 
 
 def _comparable(value: object) -> object:
-    # SQLite hands datetimes back without a zone; they were written in UTC.
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-    return value
+    return stored_utc(value) if isinstance(value, datetime) else value
 
 
 def _same(row: StudyOrder, values: dict[str, object]) -> bool:

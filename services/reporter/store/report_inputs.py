@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pathstream.services.reporter.staging import DepositClass, NodeCounts, deposit_class, largest_deposit_mm
 from pathstream.shared.db.models import LymphNode, MarrowResult, Slide, SlideStatus, Study, StudyOrder
+from pathstream.shared.db.timestamps import stored_utc
 from pathstream.shared.events import LnLabel, MarrowClass, Specimen
 
 
@@ -208,8 +209,7 @@ def load_study_inputs(session: Session, study_id: str) -> StudyInputs:
 
 
 def _iso(moment: datetime) -> str:
-    # SQLite hands datetimes back without a zone; they were written in UTC.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    return stored_utc(moment).isoformat()
 
 
 def _finding(node: LymphNode, mpp: float | None) -> LymphNodeFinding:
