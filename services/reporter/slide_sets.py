@@ -49,14 +49,14 @@ def settle_due_studies(
     """Close the slide set of every open study without an order whose last slide arrived more than
     `settle_s` seconds ago; return the report versions written."""
     cutoff = (now or utc_now()) - timedelta(seconds=settle_s)
-    last_slide = (
-        select(Slide.study_id, func.max(Slide.created_at).label("last")).group_by(Slide.study_id).subquery()
-    )
+    # Runs every outbox sweep: only open, order-less studies' slides are aggregated, not the archive.
     due = session.scalars(
         select(Study.study_id)
-        .join(last_slide, last_slide.c.study_id == Study.study_id)
+        .join(Slide, Slide.study_id == Study.study_id)
         .outerjoin(StudyOrder, StudyOrder.study_id == Study.study_id)
-        .where(Study.slides_closed_by.is_(None), StudyOrder.study_id.is_(None), last_slide.c.last <= cutoff)
+        .where(Study.slides_closed_by.is_(None), StudyOrder.study_id.is_(None))
+        .group_by(Study.study_id)
+        .having(func.max(Slide.created_at) <= cutoff)
         .order_by(Study.study_id)
     ).all()
     written = []
