@@ -116,6 +116,8 @@ class StudyResult:
     """ln_id -> (effective label, score)."""
     rows_positive: int
     """Nodes the LN rows count toward pN (positive label and not isolated tumour cells only)."""
+    examined: int = 0
+    """Nodes the report examined: positive, negative and ITC-only."""
 
 
 @dataclass
@@ -384,7 +386,15 @@ class Round:
             lns = {r.ln_id: (r.effective_label.value, float(r.score or 0.0)) for r in rows}
             rows_positive = load_study_inputs(session, final.study_id).counts.positive
         pn = final.pn_category.value if final.pn_category is not None else None
-        return StudyResult(final.ln_positive, final.ln_negative, pn, final.report_version, lns, rows_positive)
+        return StudyResult(
+            final.ln_positive,
+            final.ln_negative,
+            pn,
+            final.report_version,
+            lns,
+            rows_positive,
+            final.ln_examined,
+        )
 
     async def lag(self) -> dict[str, int]:
         """Uncommitted messages per service group (each topic has the round's 4 partitions)."""
@@ -526,7 +536,8 @@ async def _check(
             not amended
             and same_scores
             and result.positive == expected_positive
-            and result.positive + result.negative == baseline.positive + baseline.negative
+            # Examined, not positive + negative: a node relabelled positive may hold only ITC.
+            and result.examined == baseline.examined
             and (
                 bool(round_.amended)
                 or (result.positive, result.pn_category) == (baseline.positive, baseline.pn_category)
@@ -534,8 +545,8 @@ async def _check(
         )
         if not outcome.report:
             outcome.details.append(
-                f"report {result.positive}/{result.positive + result.negative} {result.pn_category} vs "
-                f"{baseline.positive}/{baseline.positive + baseline.negative} {baseline.pn_category}; "
+                f"report {result.positive}/{result.examined} {result.pn_category} vs "
+                f"{baseline.positive}/{baseline.examined} {baseline.pn_category}; "
                 f"labels changed: {sorted(amended)}"
             )
     else:
