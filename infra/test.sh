@@ -25,8 +25,19 @@ export PATHSTREAM_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$kafka_port"
 # The tests create and drop a database each; they connect to `postgres` as the role made above.
 export PATHSTREAM_TEST_PG_ADMIN_URL=${PATHSTREAM_TEST_PG_ADMIN_URL:-${pg_url%/*}/postgres}
 
+# Test files run side by side on PATHSTREAM_TEST_WORKERS processes (default 2, "0" for one process);
+# each file stays on one process so its module fixtures are built once. Every test already has its
+# own topic prefix, database, ports and broker state, so files cannot see each other. One torch
+# thread per process keeps two processes from oversubscribing two cores.
+workers=${PATHSTREAM_TEST_WORKERS:-2}
+parallel=()
+if [ "$workers" != "0" ]; then
+  parallel=(-n "$workers" --dist loadfile)
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+fi
+
 rc=0
-"$venv/bin/python" -m pytest "$@" || rc=$?
+"$venv/bin/python" -m pytest "${parallel[@]}" --durations=30 "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "test: pytest collected no tests; that proves nothing, so this run fails" >&2
   exit 1
