@@ -25,12 +25,13 @@ export PATHSTREAM_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$kafka_port"
 # The tests create and drop a database each; they connect to `postgres` as the role made above.
 export PATHSTREAM_TEST_PG_ADMIN_URL=${PATHSTREAM_TEST_PG_ADMIN_URL:-${pg_url%/*}/postgres}
 
-# PATHSTREAM_TEST_WORKERS > 0 runs test files side by side on that many processes; each file stays
-# on one process so its module fixtures are built once, and one torch thread per process keeps them
-# from oversubscribing the cores. Default 0 (one process): on 2 processes the fresh-clone suite took
-# 26.8 min instead of ~43, but the private Kafka brokers of the restart tests and fault drills
-# failed to start beside the other process (issue 16).
-workers=${PATHSTREAM_TEST_WORKERS:-0}
+# Test files run side by side on PATHSTREAM_TEST_WORKERS processes (default 2, the cores CI has;
+# 0 = one process). Each file stays on one process so its module fixtures are built once, and one
+# torch thread per process keeps them from oversubscribing the cores. On 2 processes the fresh-clone
+# suite took 26.8 min on 2 cores, against 42-48 min on one.
+workers=${PATHSTREAM_TEST_WORKERS:-2}
+[[ "$workers" =~ ^[0-9]+$ ]] \
+  || { echo "test: PATHSTREAM_TEST_WORKERS must be a whole number (0 = one process), not '$workers'" >&2; exit 2; }
 parallel=()
 if [ "$workers" != "0" ]; then
   parallel=(-n "$workers" --dist loadfile)

@@ -59,6 +59,8 @@ class PrivateKafka:
             [str(KAFKA_UP), str(self.port)], env=self._env(), capture_output=True, text=True, timeout=120
         )
         if done.returncode != 0:
+            # A broker that began but did not answer in time would outlive the test.
+            self.stop()
             raise RuntimeError(f"kafka-up.sh failed ({done.returncode}): {done.stderr}{done.stdout}")
         return done.stdout.strip()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,31 @@ def test_postgres_up_prints_only_the_url_after_a_stale_pid_file(tmp_path: Path) 
         assert ok.stdout.strip() == "1", ok.stderr
     finally:
         subprocess.run(["pg_dropcluster", "--stop", version, name], capture_output=True, timeout=120)
+
+
+def test_a_broker_with_a_long_state_path_is_recognised_on_a_narrow_terminal(tmp_path: Path) -> None:
+    # Under pytest-xdist ps believed the terminal 80 columns wide and cut the command line before
+    # the server.properties path, so kafka-up took its own running broker for one that had died.
+    run_dir = tmp_path / ("a-long-state-folder-" * 6)
+    port = 40123
+    state = run_dir / f"kafka-{port}"
+    state.mkdir(parents=True)
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", str(state / "server.properties")]
+    )
+    try:
+        (state / "broker.pid").write_text(f"{stand_in.pid}\n")
+        state_script = KAFKA_UP.parent / "kafka" / "broker-state.sh"
+        done = subprocess.run(
+            ["bash", "-c", f'port={port}; . "{state_script}"; running_pid'],
+            env={**os.environ, "PATHSTREAM_RUN_DIR": str(run_dir), "COLUMNS": "80"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(stand_in.pid)
