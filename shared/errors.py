@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     INVALID_AMENDMENT = "INVALID_AMENDMENT"
     FORBIDDEN = "FORBIDDEN"
     SIGN_OUT_REFUSED = "SIGN_OUT_REFUSED"
+    EDIT_CONFLICT = "EDIT_CONFLICT"  # another user changed it after the editor loaded it
     INTERNAL = "INTERNAL"
 
 

@@ -266,6 +266,14 @@ class PathStreamSettings(BaseSettings):
     review_token: SecretStr | None = Field(
         default=None, description="Bearer token `pathstream review` acts with (`pathstream users token`)."
     )
+    ui_cookie_secure: bool = Field(
+        default=True,
+        description="Mark the workstation's session cookie Secure (sent over HTTPS only); false only for "
+        "plain-HTTP development without the hospital's TLS proxy.",
+    )
+    ui_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 7, description="How long a workstation sign-in lasts (hours)."
+    )
 
     # Studies, orders and report delivery (issue 20).
     study_settle_s: float = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import typer
 
@@ -17,16 +18,26 @@ def _build():  # type: ignore[no-untyped-def]
     from pathstream.services.review.amendments import Review
     from pathstream.services.review.api import build_api
     from pathstream.services.review.auth import DatabaseTokens
+    from pathstream.services.review.web.routes import Workstation
+    from pathstream.services.review.web.sessions import BrowserSessions
+    from pathstream.services.review.web.tiles import SlideTiles
     from pathstream.shared.db.engine import create_db_engine, session_factory
 
     settings = get_settings()
     sessions = session_factory(create_db_engine(settings.database_url))
     lab = lab_of(settings)
+    workstation = Workstation(
+        BrowserSessions(sessions, timedelta(hours=settings.ui_session_hours)),
+        SlideTiles(sessions, settings.allowed_roots),
+        [settings.artifact_root],
+        settings.ui_cookie_secure,
+    )
     return build_api(
         Review(sessions, lab),
         DatabaseTokens(sessions),
         settings.api_max_body_bytes,
         OrderIntake(sessions, lab),
+        workstation,
     )
 
 

@@ -32,6 +32,7 @@ from pathstream.services.review.geojson_export import (
     slide_feature_collection,
 )
 from pathstream.shared.db.models import AuditEntry, LymphNode, Slide, Study
+from pathstream.shared.db.timestamps import stored_utc
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import LnLabel
 from pathstream.shared.events.base import utc_now
@@ -144,12 +145,20 @@ class Review:
 
     # -- amending ----------------------------------------------------------------------------
 
-    def set_label(self, principal: Principal, ln_id: str, label: LnLabel, reason: str) -> Amendment:
-        """Override an LN's metastasis call."""
+    def set_label(
+        self,
+        principal: Principal,
+        ln_id: str,
+        label: LnLabel,
+        reason: str,
+        expected_revision: int | None = None,
+    ) -> Amendment:
+        """Override an LN's metastasis call. `expected_revision` (every LN edit takes it): the LN's
+        `revision` as the editor last saw it; EDIT_CONFLICT when someone changed it since."""
         _require_pathologist(principal)
         reason = _checked_reason(reason)
         with self.sessions.begin() as session:
-            node = self._locked_node(session, ln_id)
+            node = self._locked_node(session, ln_id, expected_revision)
             if node.review_label == label:
                 # The same call again: nothing to record, no new version.
                 return Amendment(node.study_id, (), (), None)
@@ -157,7 +166,12 @@ class Review:
             return self._version(session, node.study_id, [ln_id], ["label"], principal, reason)
 
     def set_deposit_size(
-        self, principal: Principal, ln_id: str, deposit_mm: float | None, reason: str
+        self,
+        principal: Principal,
+        ln_id: str,
+        deposit_mm: float | None,
+        reason: str,
+        expected_revision: int | None = None,
     ) -> Amendment:
         """Set the largest dimension of an LN's largest tumour deposit (mm), as measured by the
         pathologist; it overrides the size from the lesion outline and decides the node's class
@@ -166,7 +180,7 @@ class Review:
         reason = _checked_reason(reason)
         size = _checked_deposit(deposit_mm)
         with self.sessions.begin() as session:
-            node = self._locked_node(session, ln_id)
+            node = self._locked_node(session, ln_id, expected_revision)
             if node.review_deposit_mm == size:
                 return Amendment(node.study_id, (), (), None)
             before = _ln_state(node)
@@ -175,11 +189,18 @@ class Review:
             self._audit(session, principal, "set_deposit_size", node, before, reason)
             return self._version(session, node.study_id, [ln_id], ["deposit_size"], principal, reason)
 
-    def sign_out(self, principal: Principal, study_id: str, reason: str | None = None) -> Amendment:
+    def sign_out(
+        self,
+        principal: Principal,
+        study_id: str,
+        reason: str | None = None,
+        expected_report_version: int | None = None,
+    ) -> Amendment:
         """Sign the study's report out: the next version is "final", signed by `principal`.
 
         Refused (SIGN_OUT_REFUSED) while the study has no report yet (slides outstanding or the
-        slide set open), when a slide failed, or when it is already signed out.
+        slide set open), when a slide failed, or when it is already signed out; EDIT_CONFLICT when
+        `expected_report_version` (the version whose summary the signer was shown) is not the latest.
         """
         _require_pathologist(principal)
         with self.sessions.begin() as session:
@@ -201,6 +222,13 @@ class Review:
                     ErrorCode.SIGN_OUT_REFUSED,
                     f"Study {study_id} cannot be signed out yet: it waits for {waiting}.",
                     hint="Sign out once the report is preliminary (`pathstream review show STUDY_ID`).",
+                )
+            if expected_report_version is not None and view["report_version"] != expected_report_version:
+                raise PathStreamError(
+                    ErrorCode.EDIT_CONFLICT,
+                    f"Study {study_id} changed after its summary was shown to you (version "
+                    f"{expected_report_version}, now {view['report_version']}); it was not signed out.",
+                    hint="Review the new summary, then sign out again.",
                 )
             failed = [s["slide_id"] for s in view["slides"] if s["status"] == "failed"]
             if failed:
@@ -229,13 +257,18 @@ class Review:
             return Amendment(study_id, (), ("sign_out",), None if row is None else row.version)
 
     def set_contour(
-        self, principal: Principal, ln_id: str, contour: list[list[float]], reason: str
+        self,
+        principal: Principal,
+        ln_id: str,
+        contour: list[list[float]],
+        reason: str,
+        expected_revision: int | None = None,
     ) -> Amendment:
         """Replace an LN's contour (level-0 px); its area follows."""
         _require_pathologist(principal)
         reason = _checked_reason(reason)
         with self.sessions.begin() as session:
-            node = self._locked_node(session, ln_id)
+            node = self._locked_node(session, ln_id, expected_revision)
             points = checked_contour(contour, _slide_size(session, node.slide_id))
             self._contour(session, principal, node, points, reason)
             return self._version(session, node.study_id, [ln_id], ["contour"], principal, reason)
@@ -255,12 +288,14 @@ class Review:
             ln_id = self._add(session, principal, slide, points, label, reason)
             return self._version(session, slide.study_id, [ln_id], ["add"], principal, reason)
 
-    def remove_lymph_node(self, principal: Principal, ln_id: str, reason: str) -> Amendment:
+    def remove_lymph_node(
+        self, principal: Principal, ln_id: str, reason: str, expected_revision: int | None = None
+    ) -> Amendment:
         """Remove an LN (not a lymph node, or a duplicate); it stops counting and stays on record."""
         _require_pathologist(principal)
         reason = _checked_reason(reason)
         with self.sessions.begin() as session:
-            node = self._locked_node(session, ln_id)
+            node = self._locked_node(session, ln_id, expected_revision)
             self._remove(session, principal, node, reason)
             return self._version(session, node.study_id, [ln_id], ["remove"], principal, reason)
 
@@ -356,14 +391,38 @@ class Review:
         return node
 
     @classmethod
-    def _locked_node(cls, session: Session, ln_id: str) -> LymphNode:
+    def _locked_node(cls, session: Session, ln_id: str, expected_revision: int | None = None) -> LymphNode:
         """The LN as it is once its study is locked: the first read only finds the study, and the
         row is read again under the lock, so the audit's "before", the row and the report version
-        written by this transaction all see the committed state of the amendment before it."""
+        written by this transaction all see the committed state of the amendment before it. With
+        `expected_revision`, an LN changed by anyone since that revision is refused (EDIT_CONFLICT)
+        rather than overwritten."""
         study_id = cls._node(session, ln_id).study_id
         cls._lock(session, study_id)
         session.expire_all()
-        return cls._node(session, ln_id)
+        node = cls._node(session, ln_id)
+        if expected_revision is not None:
+            latest = session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.entity_type == "lymph_node", AuditEntry.entity_id == ln_id)
+                .order_by(AuditEntry.id.desc())
+                .limit(1)
+            ).first()
+            if latest is None and expected_revision != 0:
+                raise PathStreamError(
+                    ErrorCode.EDIT_CONFLICT,
+                    f"LN {ln_id} has no revision {expected_revision}; it has never been edited.",
+                    hint="Send the `revision` the slide view gave for this LN (0 for an unedited one).",
+                )
+            if latest is not None and latest.id != expected_revision:
+                raise PathStreamError(
+                    ErrorCode.EDIT_CONFLICT,
+                    f"LN {ln_id} was changed by {latest.actor} ({latest.action}, "
+                    f"{stored_utc(latest.at):%Y-%m-%d %H:%M} UTC) after you loaded it; "
+                    "your change was not applied.",
+                    hint="Reload the slide to see their change, then edit again if it still needs it.",
+                )
+        return node
 
     @staticmethod
     def _lock(session: Session, study_id: str) -> None:

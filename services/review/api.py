@@ -1,10 +1,13 @@
 """The pathologist review API (FastAPI): read studies, amend LNs, export and import QuPath GeoJSON.
 
-Every route, the OpenAPI document included, needs `Authorization: Bearer <token>`; `viewer` tokens
+Every route, the OpenAPI document included, needs `Authorization: Bearer <token>` (or the browser
+workstation's session cookie, with its CSRF header for changes); `viewer` tokens
 read, `pathologist` tokens also amend. The audit trail records the authenticated user, never a
 field of the request. Invalid input gets a 4xx naming the problem and changes nothing: 401 without
 a valid token, 403 for a viewer amending, 404 for an unknown study / slide / LN, 409 for a sign-out
-that is not possible yet (or twice) and an order that contradicts the stored one, 413 for a body
+that is not possible yet (or twice), an order that contradicts the stored one, and an edit or
+sign-out whose `expected_revision` / `expected_report_version` is no longer current (EDIT_CONFLICT:
+another pathologist changed it first; nothing is overwritten), 413 for a body
 over `PATHSTREAM_API_MAX_BODY_BYTES`, 422 for a malformed or self-intersecting contour, a missing
 reason or an invalid order. `POST /orders` takes a FHIR R4 ServiceRequest (laboratory or
 pathologist tokens); `POST /studies/{id}/sign-out` makes the report final, signed by the caller.
@@ -28,6 +31,10 @@ from pathstream.services.reporter.orders.fhir_orders import parse_service_reques
 from pathstream.services.reporter.orders.intake import OrderIntake
 from pathstream.services.review.amendments import MAX_DEPOSIT_MM, MAX_REASON_CHARS, Amendment, Review
 from pathstream.services.review.auth import Authenticator, Principal
+from pathstream.services.review.http_errors import CsrfRefused, Unauthorised
+from pathstream.services.review.web.routes import Workstation, workstation_router
+from pathstream.services.review.web.security import SecurityHeaders
+from pathstream.services.review.web.sessions import COOKIE_NAME, CSRF_HEADER, BrowserSessions
 from pathstream.shared.errors import ErrorCode, PathStreamError
 from pathstream.shared.events import SCHEMA_VERSION, LnLabel
 from pathstream.shared.events.base import MAX_CONTOUR_POINTS
@@ -40,7 +47,9 @@ _STATUS = {
     ErrorCode.INVALID_AMENDMENT: 422,
     ErrorCode.INVALID_ORDER: 422,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.OUTSIDE_ALLOWED_ROOTS: 403,
     ErrorCode.SIGN_OUT_REFUSED: 409,
+    ErrorCode.EDIT_CONFLICT: 409,
     ErrorCode.ORDER_CONFLICT: 409,
 }
 
@@ -57,14 +66,23 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class LabelChange(_Body):
+class _LnEdit(_Body):
+    expected_revision: int | None = Field(
+        default=None,
+        ge=0,
+        description="The LN's `revision` as the editor last saw it (slide view); 409 EDIT_CONFLICT "
+        "when someone changed the LN since. Omitted: the change applies to whatever is current.",
+    )
+
+
+class LabelChange(_LnEdit):
     """A new metastasis call for one LN."""
 
     label: LnLabel
     reason: Reason
 
 
-class ContourChange(_Body):
+class ContourChange(_LnEdit):
     """A new outline for one LN."""
 
     contour: Ring
@@ -79,13 +97,13 @@ class NewLymphNode(_Body):
     reason: Reason
 
 
-class Removal(_Body):
+class Removal(_LnEdit):
     """Why an LN is removed."""
 
     reason: Reason
 
 
-class DepositSize(_Body):
+class DepositSize(_LnEdit):
     """The largest dimension of the LN's largest tumour deposit, measured by the pathologist."""
 
     deposit_mm: float | None = Field(
@@ -100,6 +118,11 @@ class SignOut(_Body):
     """Sign-out of a study's report (it becomes final)."""
 
     reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS, description="Optional remark.")
+    expected_report_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The version whose summary the signer saw; 409 when it is not the latest.",
+    )
 
 
 class OrderReceived(BaseModel):
@@ -179,24 +202,36 @@ class _TooLarge(Exception):
     pass
 
 
-class _Unauthorised(Exception):
-    pass
-
-
 _bearer = HTTPBearer(auto_error=False)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """The authenticated caller of a request (the app's `Authenticator`); 401 otherwise."""
-    if credentials is None:
-        raise _Unauthorised("No bearer token was sent.")
-    authenticator: Authenticator = request.app.state.authenticator
-    found = authenticator.authenticate(credentials.credentials)
-    if found is None:
-        raise _Unauthorised("The token is unknown, revoked or expired, or its user is disabled.")
-    return found
+    """The authenticated caller of a request: by bearer token (the app's `Authenticator`), or by the
+    workstation's session cookie, whose changes must also carry the session's CSRF token and come
+    from the service's own origin; 401 / 403 otherwise."""
+    if credentials is not None:
+        authenticator: Authenticator = request.app.state.authenticator
+        found = authenticator.authenticate(credentials.credentials)
+        if found is None:
+            raise Unauthorised("The token is unknown, revoked or expired, or its user is disabled.")
+        return found
+    browser_sessions: BrowserSessions | None = request.app.state.browser_sessions
+    cookie = request.cookies.get(COOKIE_NAME)
+    if browser_sessions is None or cookie is None:
+        raise Unauthorised("No bearer token was sent.")
+    session = browser_sessions.resolve(cookie)
+    if session is None:
+        raise Unauthorised("The session has ended or expired; sign in again.")
+    if request.method not in _SAFE_METHODS:
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+            raise CsrfRefused(f"A change from another site ({origin[:100]}) is refused.")
+        if not session.csrf_matches(request.headers.get(CSRF_HEADER)):
+            raise CsrfRefused(f"A change needs the session's {CSRF_HEADER} header.")
+    return session.principal
 
 
 User = Annotated[Principal, Depends(current_principal)]
@@ -207,9 +242,11 @@ def build_api(
     authenticator: Authenticator,
     max_body_bytes: int = 5_000_000,
     intake: OrderIntake | None = None,
+    workstation: Workstation | None = None,
 ) -> FastAPI:
     """The review API over `review`, authenticating with `authenticator`; `intake` stores the orders
-    posted to `/orders` (None: the route answers that this API takes no orders)."""
+    posted to `/orders` (None: the route answers that this API takes no orders); `workstation` adds
+    the browser workstation's sessions, tiles and viewer data (None: bearer tokens only)."""
     app = FastAPI(
         title="PathStream review API",
         version=SCHEMA_VERSION,
@@ -219,13 +256,23 @@ def build_api(
         openapi_url=None,  # served below, behind authentication
     )
     app.state.authenticator = authenticator
+    app.state.browser_sessions = None if workstation is None else workstation.browser_sessions
+    if workstation is not None:
+        app.include_router(workstation_router(authenticator, workstation, current_principal))
 
-    @app.exception_handler(_Unauthorised)
-    async def unauthorised(_: Request, exc: _Unauthorised) -> JSONResponse:
+    @app.exception_handler(Unauthorised)
+    async def unauthorised(_: Request, exc: Unauthorised) -> JSONResponse:
         return JSONResponse(
             {"error": "UNAUTHORISED", "message": str(exc), "hint": "Send Authorization: Bearer <token>."},
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.exception_handler(CsrfRefused)
+    async def csrf_refused(_: Request, exc: CsrfRefused) -> JSONResponse:
+        return JSONResponse(
+            {"error": "CSRF_REFUSED", "message": str(exc), "hint": "Reload the workstation and try again."},
+            status_code=403,
         )
 
     @app.exception_handler(PathStreamError)
@@ -258,11 +305,15 @@ def build_api(
 
     @app.put("/lymph-nodes/{ln_id}/label", summary="Change an LN's label")
     def put_label(ln_id: str, body: LabelChange, user: User) -> AmendmentResult:
-        return AmendmentResult.of(review.set_label(user, ln_id, body.label, body.reason))
+        return AmendmentResult.of(
+            review.set_label(user, ln_id, body.label, body.reason, body.expected_revision)
+        )
 
     @app.put("/lymph-nodes/{ln_id}/contour", summary="Edit an LN's contour")
     def put_contour(ln_id: str, body: ContourChange, user: User) -> AmendmentResult:
-        return AmendmentResult.of(review.set_contour(user, ln_id, body.contour, body.reason))
+        return AmendmentResult.of(
+            review.set_contour(user, ln_id, body.contour, body.reason, body.expected_revision)
+        )
 
     @app.post("/slides/{slide_id}/lymph-nodes", summary="Add an LN the detector missed", status_code=201)
     def post_lymph_node(slide_id: str, body: NewLymphNode, user: User) -> AmendmentResult:
@@ -271,15 +322,17 @@ def build_api(
 
     @app.post("/lymph-nodes/{ln_id}/remove", summary="Remove an LN")
     def remove_lymph_node(ln_id: str, body: Removal, user: User) -> AmendmentResult:
-        return AmendmentResult.of(review.remove_lymph_node(user, ln_id, body.reason))
+        return AmendmentResult.of(review.remove_lymph_node(user, ln_id, body.reason, body.expected_revision))
 
     @app.put("/lymph-nodes/{ln_id}/deposit-size", summary="Set an LN's largest deposit size (mm)")
     def put_deposit_size(ln_id: str, body: DepositSize, user: User) -> AmendmentResult:
-        return AmendmentResult.of(review.set_deposit_size(user, ln_id, body.deposit_mm, body.reason))
+        return AmendmentResult.of(
+            review.set_deposit_size(user, ln_id, body.deposit_mm, body.reason, body.expected_revision)
+        )
 
     @app.post("/studies/{study_id}/sign-out", summary="Sign the study's report out (final)")
     def post_sign_out(study_id: str, body: SignOut, user: User) -> AmendmentResult:
-        return AmendmentResult.of(review.sign_out(user, study_id, body.reason))
+        return AmendmentResult.of(review.sign_out(user, study_id, body.reason, body.expected_report_version))
 
     @app.post(
         "/orders",
@@ -317,4 +370,5 @@ def build_api(
         )
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

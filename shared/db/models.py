@@ -361,6 +361,20 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None]
 
 
+class BrowserSession(Base):
+    """A signed-in browser of the review workstation: only the SHA-256 of its cookie is stored, with
+    the CSRF token the page must echo on every change; closed at sign-out or when it expires."""
+
+    __tablename__ = "browser_sessions"
+
+    session_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, server_default=func.now())
+    expires_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
 class WatchedSlideStatus(StrEnum):
     """Where the scanner bridge is with a slide file it found."""
 

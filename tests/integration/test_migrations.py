@@ -30,6 +30,7 @@ TABLES = {
     "dead_letter_replays",
     "slide_reprocessing",
     "study_orders",
+    "browser_sessions",
 }
 
 

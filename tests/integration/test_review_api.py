@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from openapi_spec_validator import validate
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,6 +31,7 @@ from pathstream.shared.db.engine import create_db_engine, session_factory
 from pathstream.shared.db.models import ApiToken, AuditEntry, LymphNode, Role, StudyReport
 from pathstream.shared.settings import PathStreamSettings
 from tests.fhir_schema import assert_fhir_r4_valid
+from tests.integration.served_app import served
 from tests.samples import ln_scored, slide_detected
 
 pytestmark = pytest.mark.integration
@@ -70,13 +67,6 @@ class Api:
             return versions, audits
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def api(pg_url: str, tmp_path: Any) -> Iterator[Api]:
     migrate.upgrade(pg_url)
@@ -91,25 +81,16 @@ def api(pg_url: str, tmp_path: Any) -> Iterator[Api]:
     tokens.add_user("vera", Role.VIEWER)
     tokens.add_user("paula", Role.PATHOLOGIST, "Dr Paula")
     tokens.add_user("lis", Role.LABORATORY, "Hospital LIS")
-    port = _free_port()
     app = build_api(Review(sessions), tokens, max_body_bytes=64_000, intake=OrderIntake(sessions))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield Api(
-        f"http://127.0.0.1:{port}",
-        sessions,
-        tokens,
-        tokens.issue("vera").token,
-        tokens.issue("paula").token,
-        tokens.issue("lis").token,
-    )
-    server.should_exit = True
-    thread.join(10)
+    with served(app) as url:
+        yield Api(
+            url,
+            sessions,
+            tokens,
+            tokens.issue("vera").token,
+            tokens.issue("paula").token,
+            tokens.issue("lis").token,
+        )
     engine.dispose()
 
 

@@ -1,0 +1,1 @@
+"""The pathologist's workstation in the browser: sign-in sessions, security headers, slide tiles, worklist."""
