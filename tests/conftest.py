@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from psycopg.errors import InsufficientPrivilege
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 
 from pathstream.shared.bus.probe import broker_answers
 from pathstream.shared.settings import PathStreamSettings
@@ -71,9 +73,22 @@ def pg_url() -> Iterator[str]:
     try:
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_database(admin, name)
         admin.dispose()
+
+
+@retry(
+    # FORCE ends the test's own connections, but an autovacuum worker that has just entered the
+    # new database runs as the superuser and may not be ended by the test role: it leaves within
+    # moments, so the drop is tried again (seen when two test processes keep autovacuum busy).
+    retry=retry_if_exception(lambda exc: isinstance(getattr(exc, "orig", None), InsufficientPrivilege)),
+    wait=wait_fixed(0.5),
+    stop=stop_after_delay(30),
+    reraise=True,
+)
+def _drop_database(admin: Engine, name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ it resumes, and it refuses bad input clearly. See `escnn_cohort` for the cohort 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "pathstream.services.cli", *args],
         capture_output=True,
         text=True,
+        # Every core for the run: the test command gives each test process one torch thread, but
+        # this file is the longest and often runs last, beside an idle second process; on one
+        # thread its training took 15 min of a 2-process suite.
+        env={**os.environ, "OMP_NUM_THREADS": str(os.cpu_count() or 1)},
         # Five epochs take ~12 min on a quiet 2-core machine; 900 s left too little room on a busy one.
         timeout=1500,
         check=False,
