@@ -34,7 +34,9 @@ workers=${PATHSTREAM_TEST_WORKERS:-2}
   || { echo "test: PATHSTREAM_TEST_WORKERS must be a whole number (0 = one process), not '$workers'" >&2; exit 2; }
 parallel=()
 if [ "$workers" != "0" ]; then
-  parallel=(-n "$workers" --dist loadfile)
+  # In collection order (tests/conftest.py puts the longest files first), not xdist's default of
+  # the files with the most tests first.
+  parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 fi
 

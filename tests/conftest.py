@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,9 @@ def bus_settings(kafka_bootstrap: str, tmp_path: Path) -> PathStreamSettings:
     )
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL) until the block ends, then dropped."""
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"pathstream_t_{uuid.uuid4().hex[:12]}"
     try:
@@ -75,6 +76,13 @@ def pg_url() -> Iterator[str]:
     finally:
         _drop_database(admin, name)
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    with fresh_database() as url:
+        yield url
 
 
 @retry(
@@ -103,10 +111,21 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
 
 
+# The files that take longest (one training fixture each, 8-20 min on one core), run first: on two
+# processes (`--dist loadfile --no-loadscope-reorder`, infra/test.sh) they start at once and
+# everything else fills the other process, instead of one of them starting late and running on
+# alone at the end.
+LONGEST_FIRST = ("integration/test_escnn_training.py", "integration/test_detector_training.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every integration test (real broker, database, slides or trained models) is also `slow`: the
-    fast tier is `-m "not slow"` (pure logic only), the full suite runs everything."""
-    integration = Path(__file__).parent / "integration"
+    fast tier is `-m "not slow"` (pure logic only), the full suite runs everything. The files in
+    LONGEST_FIRST come first, in that order; the rest keep theirs."""
+    here = Path(__file__).parent
+    first = {here / name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: first.get(item.path, len(first)))
+    integration = here / "integration"
     for item in items:
         if item.get_closest_marker("integration") is not None or item.path.is_relative_to(integration):
             item.add_marker(pytest.mark.slow)

@@ -2,7 +2,11 @@
 # Install PathStream into a virtual environment (default .venv at the repository root).
 #
 #   infra/local/install.sh            runtime dependencies only
-#   infra/local/install.sh test       plus what the test suite needs (pytest, the local broker)
+#   infra/local/install.sh test       plus what the test suite needs (pytest, the local broker,
+#                                     Debian's chromium for the workstation's browser tests)
+#
+# Both also build the review workstation's pages from services/review/frontend (npm registry at
+# install time; the bundles ship inside the package, nothing comes from a CDN at run time).
 #
 # Idempotent: a stamp records what was installed for which pyproject.toml; a second run with the
 # same inputs does nothing. Set PATHSTREAM_VENV to use another environment location.
@@ -30,6 +34,14 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 
+# What follows the Python packages, also on a machine whose environment is already up to date.
+finish() {
+  infra/local/build-workstation.sh
+  if [ "$extras" = "test" ]; then
+    infra/local/chromium.sh >/dev/null
+  fi
+}
+
 stamp="$venv/.pathstream-install"
 project_hash=$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
 want="$project_hash extras=${extras}"
@@ -38,6 +50,7 @@ if [ -f "$stamp" ] && "$venv/bin/python" -I -c 'import pathstream.services, path
   # An install with extras also satisfies a plain one.
   if [ "$have" = "$want" ] || { [ -z "$extras" ] && [ "${have%% *}" = "$project_hash" ]; }; then
     echo "install: $venv is up to date" >&2
+    finish
     exit 0
   fi
 fi
@@ -56,4 +69,5 @@ if [ "$rc" -ne 0 ]; then
   exit "$rc"
 fi
 echo "$want" > "$stamp"
+finish
 echo "install: done" >&2

@@ -31,6 +31,7 @@ from pathstream.services.review.geojson_export import (
     ln_feature_id,
     slide_feature_collection,
 )
+from pathstream.services.review.sign_out_preview import sign_out_preview
 from pathstream.shared.db.models import AuditEntry, LymphNode, Slide, Study
 from pathstream.shared.db.timestamps import stored_utc
 from pathstream.shared.errors import ErrorCode, PathStreamError
@@ -113,6 +114,13 @@ class Review:
             if session.get(Study, study_id) is None:
                 raise _unknown("study", study_id)
             return study_result(session, study_id)
+
+    def sign_out_preview(self, principal: Principal, study_id: str) -> dict[str, Any]:
+        """The report a sign-out by `principal` would issue now (`sign_out_preview`); UNKNOWN_ENTITY."""
+        with self.sessions() as session:
+            if session.get(Study, study_id) is None:
+                raise _unknown("study", study_id)
+            return sign_out_preview(session, study_id, principal, self.lab)
 
     def slide_geojson(self, slide_id: str) -> dict[str, Any]:
         """QuPath-importable GeoJSON of the slide's LNs; raises UNKNOWN_ENTITY."""

@@ -32,6 +32,7 @@ from pathstream.services.reporter.orders.intake import OrderIntake
 from pathstream.services.review.amendments import MAX_DEPOSIT_MM, MAX_REASON_CHARS, Amendment, Review
 from pathstream.services.review.auth import Authenticator, Principal
 from pathstream.services.review.http_errors import CsrfRefused, Unauthorised
+from pathstream.services.review.web.pages import mount_pages
 from pathstream.services.review.web.routes import Workstation, workstation_router
 from pathstream.services.review.web.security import SecurityHeaders
 from pathstream.services.review.web.sessions import COOKIE_NAME, CSRF_HEADER, BrowserSessions
@@ -259,6 +260,7 @@ def build_api(
     app.state.browser_sessions = None if workstation is None else workstation.browser_sessions
     if workstation is not None:
         app.include_router(workstation_router(authenticator, workstation, current_principal))
+        mount_pages(app)
 
     @app.exception_handler(Unauthorised)
     async def unauthorised(_: Request, exc: Unauthorised) -> JSONResponse:
@@ -329,6 +331,10 @@ def build_api(
         return AmendmentResult.of(
             review.set_deposit_size(user, ln_id, body.deposit_mm, body.reason, body.expected_revision)
         )
+
+    @app.get("/studies/{study_id}/sign-out-preview", summary="The final report a sign-out would issue now")
+    def get_sign_out_preview(study_id: str, user: User) -> dict[str, Any]:
+        return review.sign_out_preview(user, study_id)
 
     @app.post("/studies/{study_id}/sign-out", summary="Sign the study's report out (final)")
     def post_sign_out(study_id: str, body: SignOut, user: User) -> AmendmentResult:

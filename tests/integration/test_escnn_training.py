@@ -41,10 +41,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "pathstream.services.cli", *args],
         capture_output=True,
         text=True,
-        # Every core for the run: the test command gives each test process one torch thread, but
-        # this file is the longest and often runs last, beside an idle second process; on one
-        # thread its training took 15 min of a 2-process suite.
-        env={**os.environ, "OMP_NUM_THREADS": str(os.cpu_count() or 1)},
+        # The test process's own torch threads (one per process under infra/test.sh): this file
+        # starts first, beside the other process, and two threads there took longer (1210 s of
+        # set-up, against 965 s on one) by fighting the other process for the two cores.
+        env=dict(os.environ),
         # Five epochs take ~12 min on a quiet 2-core machine; 900 s left too little room on a busy one.
         timeout=1500,
         check=False,

@@ -24,6 +24,8 @@ import httpx
 import numpy as np
 import openslide
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,12 +35,14 @@ from pathstream.services.reporter.slide_sets import RUN
 from pathstream.services.review.amendments import Review
 from pathstream.services.review.api import build_api
 from pathstream.services.review.auth import DatabaseTokens
+from pathstream.services.review.web.pages import mount_pages
 from pathstream.services.review.web.routes import Workstation
+from pathstream.services.review.web.security import CONTENT_SECURITY_POLICY, VIEWER_PAGE_POLICY
 from pathstream.services.review.web.sessions import BrowserSessions
 from pathstream.services.review.web.tiles import SlideTiles
 from pathstream.shared.db import migrate
 from pathstream.shared.db.engine import create_db_engine, session_factory
-from pathstream.shared.db.models import AuditEntry, Role
+from pathstream.shared.db.models import AuditEntry, Role, StudyReport
 from pathstream.shared.settings import PathStreamSettings
 from tests.integration.served_app import served
 from tests.samples import ln_scored, slide_detected, slide_scanned
@@ -69,6 +73,10 @@ class Station:
             answer = client.post("/ui/session", json={"token": token})
             assert answer.status_code == 200, answer.text
             yield client, answer.json()["csrf_token"]
+
+    def reports(self) -> int:
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(StudyReport)) or 0
 
     def audits(self) -> int:
         with self.sessions() as session:
@@ -254,6 +262,50 @@ def test_heatmaps_are_served_and_every_response_has_a_strict_csp(station: Statio
             assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
             assert response.headers["x-content-type-options"] == "nosniff"
         assert client.get("/ui/api/worklist").headers["cache-control"] == "no-store"
+
+
+def test_the_pages_are_served_with_the_policy_and_revalidated_bundles(station: Station) -> None:
+    with station.client() as client:
+        assert client.get("/ui", follow_redirects=False).headers["location"] == "/ui/"
+        worklist = client.get("/ui/")
+        assert worklist.status_code == 200 and worklist.headers["content-type"].startswith("text/html")
+        assert worklist.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert 'src="assets/worklist.js"' in worklist.text and "<script>" not in worklist.text
+        viewer = client.get("/ui/study")
+        # The viewer page alone also allows eval (Annotorious's bundled PixiJS); nothing else differs.
+        assert viewer.headers["content-security-policy"] == VIEWER_PAGE_POLICY
+        assert VIEWER_PAGE_POLICY.replace(" 'unsafe-eval'", "") == CONTENT_SECURITY_POLICY
+        bundle = client.get("/ui/assets/study.js")
+        assert bundle.status_code == 200 and bundle.headers["cache-control"] == "no-cache"
+        assert "javascript" in bundle.headers["content-type"]
+        # No library is fetched from elsewhere at run time: the pages name only their own assets.
+        for page in (worklist.text, viewer.text):
+            assert "http://" not in page and "https://" not in page and "//cdn" not in page
+        assert (
+            client.get("/ui/assets/study.js", headers={"If-None-Match": bundle.headers["etag"]}).status_code
+            == 304
+        )
+
+
+def test_an_unbuilt_workstation_answers_503_naming_the_build(tmp_path: Path) -> None:
+    app = FastAPI()
+    mount_pages(app, tmp_path / "never-built")
+    with TestClient(app) as client:
+        answer = client.get("/ui/")
+    assert answer.status_code == 503 and answer.json()["error"] == "WORKSTATION_NOT_BUILT"
+    assert "infra/local/install.sh" in answer.json()["hint"]
+
+
+def test_the_sign_out_preview_is_the_final_report_the_hospital_would_receive(station: Station) -> None:
+    with station.client() as client:
+        client.headers["Authorization"] = f"Bearer {station.pathologist}"
+        versions = station.reports()
+        preview = client.get("/studies/ST-001/sign-out-preview").json()
+        assert preview["report_version"] == versions and preview["final_version"] == versions + 1
+        assert "ST-001" in preview["text"] and "final" in preview["text"] and "Dr Paula" in preview["text"]
+        assert preview["conclusion"] in preview["text"]
+        assert station.reports() == versions  # a preview writes nothing
+        assert client.get("/studies/NOPE/sign-out-preview").status_code == 404
 
 
 def test_an_edit_made_on_a_stale_view_is_refused_as_a_conflict_not_overwritten(station: Station) -> None:

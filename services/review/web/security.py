@@ -22,6 +22,12 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+# The slide viewer's page only: Annotorious 3 draws outlines with its own bundled copy of PixiJS,
+# which builds its WebGL uniform-upload functions with `new Function` (the @pixi/unsafe-eval patch
+# cannot reach a copy bundled inside another library). Scripts still load from this service only
+# and no inline script runs, so markup injected into the page still cannot execute anything.
+VIEWER_PAGE_POLICY = CONTENT_SECURITY_POLICY.replace("script-src 'self'", "script-src 'self' 'unsafe-eval'")
+
 _HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
