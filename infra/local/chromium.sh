@@ -17,6 +17,7 @@ if [ ! -x "$browser" ]; then
     exit 1
   fi
   rm -f "$log"
+  [ -x "$browser" ] || { echo "chromium: Debian's chromium is installed, but $browser is still missing" >&2; exit 1; }
 fi
 echo "chromium: $("$browser" --version 2>/dev/null | head -1) at $browser" >&2
 echo "$browser"

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from pathstream.shared.bus.broker import client_kwargs
 from pathstream.shared.bus.startup import retry_until_reachable
@@ -60,7 +61,32 @@ async def ensure_topics(
                 await admin.create_topics(
                     [NewTopic(t, count, settings.kafka_replication_factor) for t in missing]
                 )
-        described = await admin.describe_topics(wanted)
-        return {d["topic"]: len(d["partitions"]) for d in described}
+        return await _settled_partitions(admin, wanted)
     finally:
         await admin.close()
+
+
+class _NotSettled(Exception):
+    pass
+
+
+async def _settled_partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    """topic -> partitions once every topic has its partitions and leaders in the metadata.
+
+    Just after `create_topics` a broker may still describe a new topic with no partitions (its
+    metadata has not caught up); reading that as "0 partitions" was seen on a loaded machine."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(_NotSettled),
+        wait=wait_fixed(0.2),
+        stop=stop_after_delay(30),
+        reraise=True,
+    ):
+        with attempt:
+            described = await admin.describe_topics(topics)
+            counts = {d["topic"]: len(d["partitions"]) for d in described}
+            unsettled = [
+                d["topic"] for d in described if d.get("error_code", 0) != 0 or not d["partitions"]
+            ] + [t for t in topics if t not in counts]
+            if unsettled:
+                raise _NotSettled(f"no partitions described yet for {', '.join(sorted(unsettled))}")
+    return counts
