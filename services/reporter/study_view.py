@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from pathstream.services.reporter.staging import pn_category
 from pathstream.services.reporter.store.report_inputs import load_study_inputs
 from pathstream.services.reporter.summary import summarise
-from pathstream.services.reporter.versions import version_status
-from pathstream.shared.db.models import LymphNode, MarrowResult, Slide, StudyReport
+from pathstream.services.reporter.versions import latest_report, version_status
+from pathstream.shared.db.models import LymphNode, MarrowResult, Slide
 
 
 def study_result(session: Session, study_id: str) -> dict[str, Any]:
@@ -23,9 +23,7 @@ def study_result(session: Session, study_id: str) -> dict[str, Any]:
     for a bone-marrow smear its `marrow` call (case call, probabilities, ROIs with quality scores
     and occlusion-map paths; None for other slides)."""
     summary = summarise(load_study_inputs(session, study_id))
-    latest = session.scalars(
-        select(StudyReport).where(StudyReport.study_id == study_id).order_by(StudyReport.version.desc())
-    ).first()
+    latest = latest_report(session, study_id)
     findings = {ln.ln_id: ln for ln in summary.lymph_nodes}
     slides = []
     for line in summary.slides:

@@ -55,7 +55,8 @@ DEFAULT_LAB = ("PATHSTREAM", "Pathology laboratory")
 _RANK: dict[str, int] = {"partial": 1, "preliminary": 2, "amended": 3, "final": 4, "corrected": 5}
 
 
-def _latest(session: Session, study_id: str) -> StudyReport | None:
+def latest_report(session: Session, study_id: str) -> StudyReport | None:
+    """The study's newest report version (row), or None before its first."""
     return session.scalars(
         select(StudyReport)
         .where(StudyReport.study_id == study_id)
@@ -143,7 +144,8 @@ def lab_of(settings: PathStreamSettings) -> tuple[str, str]:
     return settings.lab_id, settings.lab_name
 
 
-def _display_name(session: Session, user_id: str | None) -> str | None:
+def display_name(session: Session, user_id: str | None) -> str | None:
+    """The display name of user `user_id` (the id itself for an unknown user; None for None)."""
     if user_id is None:
         return None
     user = session.get(User, user_id)
@@ -169,7 +171,7 @@ def record_report_version(
     """
     session.execute(select(Study.study_id).where(Study.study_id == study_id).with_for_update())
     summary = summarise(load_study_inputs(session, study_id))
-    latest = _latest(session, study_id)
+    latest = latest_report(session, study_id)
     status = next_status(latest, summary, trigger)
     if status is None:
         if _signed(latest) and not trigger.startswith(REVIEW_PREFIX):
@@ -187,7 +189,7 @@ def record_report_version(
     _record_slide_versions(session, summary, now)
     amendments = [] if latest is None else list((latest.content or {}).get("amendments", []))
     if status in ("amended", "corrected") and reason:
-        amendments.append({"at": now.isoformat(), "by": _display_name(session, actor), "reason": reason})
+        amendments.append({"at": now.isoformat(), "by": display_name(session, actor), "reason": reason})
     context = ReportContext(
         version=version,
         status=status,
@@ -195,7 +197,7 @@ def record_report_version(
         lab_id=lab[0],
         lab_name=lab[1],
         signer_id=summary.signed_out_by,
-        signer_name=_display_name(session, summary.signed_out_by),
+        signer_name=display_name(session, summary.signed_out_by),
         amendments=tuple((a["at"], a["by"], a["reason"]) for a in amendments),
     )
     content = {

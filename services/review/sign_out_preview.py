@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pathstream.services.reporter.fhir import ReportContext, conclusion, summary_text
 from pathstream.services.reporter.store.report_inputs import load_study_inputs
 from pathstream.services.reporter.summary import summarise
+from pathstream.services.reporter.versions import display_name, latest_report
 from pathstream.services.review.auth import Principal
-from pathstream.shared.db.models import StudyReport, User
 from pathstream.shared.events.base import utc_now
 
 
@@ -24,24 +23,20 @@ def sign_out_preview(
     conclusion and the plain-text report (FHIR presentedForm / HL7 v2 narrative) as the hospital
     gets it. Nothing is written."""
     summary = summarise(load_study_inputs(session, study_id))
-    latest = session.scalars(
-        select(StudyReport.version)
-        .where(StudyReport.study_id == study_id)
-        .order_by(StudyReport.version.desc())
-    ).first()
-    user = session.get(User, signer.user_id)
+    latest = latest_report(session, study_id)
+    version = None if latest is None else latest.version
     context = ReportContext(
-        version=(latest or 0) + 1,
+        version=(version or 0) + 1,
         status="final",
         issued=utc_now(),
         lab_id=lab[0],
         lab_name=lab[1],
         signer_id=signer.user_id,
-        signer_name=signer.user_id if user is None else user.display_name,
+        signer_name=display_name(session, signer.user_id),
     )
     return {
         "study_id": study_id,
-        "report_version": latest,
+        "report_version": version,
         "final_version": context.version,
         "ready": summary.ready,
         "waiting_for": list(summary.waiting_for),

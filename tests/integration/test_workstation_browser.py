@@ -75,9 +75,7 @@ class Station:
         context = self.browser.new_context(viewport={"width": 1400, "height": 900})
         page = context.new_page()
         page.on("pageerror", lambda error: self.problems.append(f"{user}: {error}"))
-        page.goto(f"{self.url}/ui/")
-        page.fill("#token", self.tokens[user])
-        page.click("#sign-in button[type=submit]")
+        _submit_token(page, self.url, self.tokens[user])
         expect(page.locator("#who")).to_contain_text(f"({'viewer' if user == 'vera' else 'pathologist'})")
         return page
 
@@ -92,6 +90,13 @@ class Station:
     def count(self, model: Any) -> int:
         with self.sessions() as session:
             return session.scalar(select(func.count()).select_from(model).where(model.study_id == STUDY)) or 0
+
+
+def _submit_token(page: Page, url: str, token: str) -> None:
+    """Open the sign-in page of the service at `url` and submit `token` through its form."""
+    page.goto(f"{url}/ui/")
+    page.fill("#token", token)
+    page.click("#sign-in button[type=submit]")
 
 
 def _run_study(work: Path, database_url: str) -> str:
@@ -159,9 +164,7 @@ def _count(page: Page, row: str, column: str) -> str:
 def test_sign_in_then_the_worklist_shows_the_study(station: Station) -> None:
     context = station.browser.new_context()
     page = context.new_page()
-    page.goto(f"{station.url}/ui/")
-    page.fill("#token", "pst_not_a_token")
-    page.click("#sign-in button[type=submit]")
+    _submit_token(page, station.url, "pst_not_a_token")
     expect(page.locator("#sign-in-error")).to_contain_text("unknown")
     context.close()
 
@@ -185,13 +188,9 @@ def test_sign_in_then_the_worklist_shows_the_study(station: Station) -> None:
 
 
 def test_the_viewer_loads_tiles_and_draws_one_outline_per_ln(station: Station) -> None:
-    page = station.browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    page = station.page("paula")
     tiles: list[Response] = []
     page.on("response", lambda r: tiles.append(r) if "/tiles_files/" in r.url else None)
-    page.goto(f"{station.url}/ui/")
-    page.fill("#token", station.tokens["paula"])
-    page.click("#sign-in button[type=submit]")
-    expect(page.locator("#who")).to_contain_text("Dr Paula")
     station.open_study(page)
     lns = _slide_lns(station.result(), station.slide_id)
     assert lns, "the synthetic slide has no LN: nothing to review"

@@ -24,11 +24,11 @@ class _RevalidatedFiles(StaticFiles):
         return response
 
 
-def _not_built() -> JSONResponse:
+def _not_built(static_dir: Path) -> JSONResponse:
     return JSONResponse(
         {
             "error": "WORKSTATION_NOT_BUILT",
-            "message": f"The workstation's pages are not built ({STATIC_DIR} is missing).",
+            "message": f"The workstation's pages are not built ({static_dir} is missing).",
             "hint": "Run infra/local/install.sh (it needs Node.js and npm) and restart the review service.",
         },
         status_code=503,
@@ -41,7 +41,7 @@ def mount_pages(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:
     def page(name: str, headers: dict[str, str]) -> Response:
         path = static_dir / name
         if not path.is_file():
-            return _not_built()
+            return _not_built(static_dir)
         return FileResponse(path, media_type="text/html", headers=headers)
 
     @app.get("/ui", include_in_schema=False)

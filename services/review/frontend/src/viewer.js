@@ -122,13 +122,17 @@ export class SlideViewer {
     return this.viewer.viewport.imageToViewportRectangle(box.x, box.y, box.width, box.height);
   }
 
+  /** Remove the overlay `overlays` holds for `lnId`, if any. */
+  _dropOverlay(overlays, lnId) {
+    const existing = overlays.get(lnId);
+    if (!existing) return;
+    this.viewer.removeOverlay(existing);
+    overlays.delete(lnId);
+  }
+
   /** Show or hide LN `lnId`'s CAM heatmap over its bounding box. */
   toggleHeatmap(lnId, on) {
-    const existing = this.heatmaps.get(lnId);
-    if (existing) {
-      this.viewer.removeOverlay(existing);
-      this.heatmaps.delete(lnId);
-    }
+    this._dropOverlay(this.heatmaps, lnId);
     const ln = this.lns.get(lnId);
     if (!on || !ln || !ln.heatmap_url) return;
     const image = document.createElement("img");
@@ -141,11 +145,7 @@ export class SlideViewer {
 
   /** Show or hide LN `lnId`'s lesion polygons (CAM > 0.5 regions, level-0 px). */
   toggleLesions(lnId, on) {
-    const existing = this.lesions.get(lnId);
-    if (existing) {
-      this.viewer.removeOverlay(existing);
-      this.lesions.delete(lnId);
-    }
+    this._dropOverlay(this.lesions, lnId);
     const ln = this.lns.get(lnId);
     if (!on || !ln || !ln.lesions.length) return;
     const box = ln.bbox;
